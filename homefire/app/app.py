@@ -1,0 +1,198 @@
+"""The Textual chat app. The UI thread only renders; the model loads and answers in worker threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widgets import Input, Markdown, Static
+from textual.widgets.markdown import MarkdownStream
+
+from ..assistant import Assistant
+from ..config import GenerationSettings
+from ..errors import HomefireError
+from .widgets import ChatMessage, StatusLine
+
+GREETING = "Welcome to homefire. Everything you type stays on this device."
+
+
+class HomefireApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "homefire"
+    BINDINGS = [
+        Binding("escape", "stop", "Stop answer", show=True),
+        Binding("ctrl+n", "new_chat", "New chat", show=True),
+        Binding("ctrl+q", "quit", "Quit", show=True),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, assistant: Assistant | None, error: str | None = None) -> None:
+            super().__init__()
+            self.assistant, self.error = assistant, error
+
+    class Piece(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class Finished(Message):
+        def __init__(self, error: str | None = None) -> None:
+            super().__init__()
+            self.error = error
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        settings: GenerationSettings | None = None,
+        assistant: Assistant | None = None,
+    ) -> None:
+        super().__init__()
+        self.model_spec, self.n_ctx, self.n_threads = model, n_ctx, n_threads
+        self.settings = settings or GenerationSettings()
+        self.assistant: Assistant | None = assistant
+        self.model_name = str(model or "smollm2-135m") if assistant is None else assistant.engine.model.name
+        self.answering = False
+        self._cancel = threading.Event()
+        self._stream: MarkdownStream | None = None
+        self._reply: ChatMessage | None = None
+        self._started = 0.0
+        self._pieces = 0
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="transcript"):
+            yield Static(GREETING, id="greeting")
+        yield StatusLine(id="status")
+        yield Input(placeholder="Ask anything — Enter sends, Esc stops", id="prompt")
+
+    def on_mount(self) -> None:
+        self.query_one("#transcript", VerticalScroll).anchor()
+        self.query_one("#prompt", Input).focus()
+        if self.assistant is None:
+            self._status("loading model…")
+            self.load_model()
+        else:
+            self._status("ready")
+
+    @property
+    def ready(self) -> bool:
+        return self.assistant is not None
+
+    def _status(self, state: str, detail: str = "") -> None:
+        self.query_one(StatusLine).show(self.model_name, state, detail)
+
+    @work(thread=True, exclusive=True, group="model")
+    def load_model(self) -> None:
+        from ..engine import Engine
+
+        try:
+            engine = Engine(self.model_spec, n_ctx=self.n_ctx, n_threads=self.n_threads)
+        except HomefireError as exc:
+            self.post_message(self.Loaded(None, str(exc)))
+            return
+        self.post_message(self.Loaded(Assistant(engine, settings=self.settings)))
+
+    def on_homefire_app_loaded(self, event: Loaded) -> None:
+        if event.error:
+            self._status("no model", event.error)
+            self.notify(event.error, severity="error", timeout=10)
+            return
+        self.assistant = event.assistant
+        assert self.assistant is not None
+        self.model_name = self.assistant.engine.model.name
+        self._status("ready")
+
+    @on(Input.Submitted, "#prompt")
+    async def send(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        if self.answering:
+            self.notify("Still answering: press Esc to stop it first.")
+            return
+        if not self.ready:
+            self.notify("The model is still loading; your message is kept.")
+            return
+        event.input.value = ""
+        transcript = self.query_one("#transcript", VerticalScroll)
+        await transcript.mount(ChatMessage("user", text))
+        self._reply = ChatMessage("assistant")
+        await transcript.mount(self._reply)
+        transcript.anchor()
+        self._stream = Markdown.get_stream(self._reply.markdown)
+        self._cancel.clear()
+        self.answering = True
+        self._started, self._pieces = time.perf_counter(), 0
+        self._status("answering…")
+        self.answer(text)
+
+    @work(thread=True, exclusive=True, group="answer")
+    def answer(self, text: str) -> None:
+        assert self.assistant is not None
+        try:
+            for piece in self.assistant.turn(text, self._cancel):
+                self.post_message(self.Piece(piece))
+        except HomefireError as exc:
+            self.post_message(self.Finished(str(exc)))
+            return
+        self.post_message(self.Finished())
+
+    async def on_homefire_app_piece(self, event: Piece) -> None:
+        if self._reply is None or self._stream is None:
+            return
+        self._reply.text += event.text
+        self._pieces += 1
+        await self._stream.write(event.text)
+        elapsed = time.perf_counter() - self._started
+        if self._pieces % 8 == 0 and elapsed > 0:
+            self._status("answering…", f"{self._pieces / elapsed:.0f} tok/s")
+
+    async def on_homefire_app_finished(self, event: Finished) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        self.answering = False
+        reply, self._reply = self._reply, None
+        if event.error:
+            if reply is not None:
+                reply.set_classes("message error")
+                reply.text = event.error
+                await reply.markdown.update(event.error)
+            self._status("ready")
+            self.notify(event.error, severity="error")
+            return
+        stats = self.assistant.last_stats if self.assistant else None
+        detail = ""
+        if stats:
+            detail = (f"{stats.decode_tokens_per_s:.0f} tok/s · first token {stats.time_to_first_token_s:.2f}s"
+                      f" · {stats.completion_tokens} tokens")
+        self._status("stopped" if stats and stats.finish_reason == "cancelled" else "ready", detail)
+
+    def action_stop(self) -> None:
+        if self.answering:
+            self._cancel.set()
+
+    async def action_new_chat(self) -> None:
+        if self.answering:
+            self.notify("Stop the answer first (Esc).")
+            return
+        if self.assistant:
+            self.assistant.new_conversation()
+        transcript = self.query_one("#transcript", VerticalScroll)
+        await transcript.query(ChatMessage).remove()
+        self._status("ready" if self.ready else "loading model…")
+
+    def transcript_messages(self) -> list[Any]:
+        return list(self.query(ChatMessage))
+
+
+def run_app(model: str | Path | None = None, n_ctx: int = 4096, n_threads: int | None = None) -> None:
+    HomefireApp(model=model, n_ctx=n_ctx, n_threads=n_threads).run()

@@ -1,0 +1,64 @@
+"""One conversation turn, and the only place the parts meet: (guard ->) (recall ->) engine (-> memory).
+
+The guard and memory plug in here as they arrive; the CLI and the TUI only ever call this.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .config import DEFAULT_SYSTEM_PROMPT, GenerationSettings
+from .engine import Engine, Message, TurnStats
+from .errors import PromptError
+
+
+@dataclass
+class Conversation:
+    """The messages of one chat, oldest first (the system prompt is kept apart)."""
+
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    messages: list[Message] = field(default_factory=list)
+
+    def for_model(self) -> list[Message]:
+        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return system + self.messages
+
+
+class Assistant:
+    def __init__(
+        self,
+        engine: Engine,
+        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+        settings: GenerationSettings | None = None,
+    ):
+        self.engine = engine
+        self.settings = settings or GenerationSettings()
+        self.conversation = Conversation(system_prompt or "")
+        self.last_stats: TurnStats | None = None
+
+    def new_conversation(self) -> None:
+        self.conversation = Conversation(self.conversation.system_prompt)
+
+    def turn(self, text: str, cancel: threading.Event | None = None) -> Iterator[str]:
+        """Answer `text`, streaming the reply. The exchange joins the conversation even if stopped early."""
+        text = text.strip()
+        if not text:
+            raise PromptError("the message is empty: type a question first")
+        conv = self.conversation
+        conv.messages.append({"role": "user", "content": text})
+        pieces: list[str] = []
+        rejected = False
+        try:
+            for piece in self.engine.stream(conv.for_model(), self.settings, cancel):
+                pieces.append(piece)
+                yield piece
+        except PromptError:
+            rejected = True
+            conv.messages.pop()  # a message that cannot fit is not kept: the user will shorten it
+            raise
+        finally:
+            self.last_stats = self.engine.last_stats
+            if not rejected:
+                conv.messages.append({"role": "assistant", "content": "".join(pieces)})

@@ -1,0 +1,193 @@
+"""The command line: argument parsing and printing only; the work lives in the modules below it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__, config
+from .errors import HomefireError, PromptError
+
+
+def _progress_bar(label: str):  # type: ignore[no-untyped-def]
+    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+    tty = sys.stderr.isatty()
+
+    def show(done: int, total: int) -> None:
+        if not tty or not total:
+            return
+        width = 30
+        filled = int(width * done / total)
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done / 1e6:,.1f}/{total / 1e6:,.1f} MB")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _read_question(words: list[str]) -> str:
+    if words and words != ["-"]:
+        return " ".join(words)
+    if words == ["-"] or not sys.stdin.isatty():
+        return sys.stdin.read()
+    raise PromptError("no question given: try `homefire ask \"What is the capital of France?\"`")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .assistant import Assistant
+    from .engine import Engine
+
+    question = _read_question(args.question)
+    settings = config.GenerationSettings(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
+    engine = Engine(args.model, n_ctx=args.ctx, n_threads=args.threads)
+    assistant = Assistant(engine, system_prompt=args.system, settings=settings)
+    pieces: list[str] = []
+    try:
+        for piece in assistant.turn(question):
+            pieces.append(piece)
+            if not args.json:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        if not args.json:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        print("homefire: stopped", file=sys.stderr)
+        return 130
+    stats = assistant.last_stats
+    if args.json:
+        out = {"text": "".join(pieces), "model": engine.model.name, **(stats.as_dict() if stats else {})}
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        sys.stdout.write("\n")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import catalogue, store
+
+    if args.action == "list":
+        rows = store.installed()
+        print(f"{'NAME':<24} {'SOURCE':<9} {'SIZE':>9}  PATH")
+        for m in rows:
+            size = f"{m.path.stat().st_size / 1e6:,.0f} MB" if m.path.exists() else "missing"
+            print(f"{m.name:<24} {m.source:<9} {size:>9}  {m.path}")
+        have = {m.name for m in rows}
+        print("\nRecommended (pull with `homefire models pull NAME`):")
+        for e in catalogue.CATALOGUE:
+            mark = "installed" if e.name in have else f"{e.size_gb:.2f} GB"
+            print(f"  {e.name:<14} {mark:>9}  RAM >= {e.min_ram_gb:.0f} GB  {e.licence:<28} {e.note}")
+        return 0
+    if args.action == "info":
+        model = store.resolve(args.name)
+        info = model.info()
+        print(f"name:          {model.name} ({model.source})")
+        print(f"file:          {model.path}")
+        print(f"size:          {info.file_size / 1e6:,.1f} MB")
+        print(f"architecture:  {info.architecture}")
+        print(f"model:         {info.name}")
+        print(f"quantization:  {info.quantization}")
+        print(f"context:       {info.context_length or 'unknown'} tokens")
+        print(f"chat template: {'yes' if info.chat_template else 'no (ChatML is used)'}")
+        print(f"licence:       {info.metadata.get('general.license', 'not stated')}")
+        if model.sha256:
+            print(f"sha256:        {model.sha256}")
+        if model.repo:
+            print(f"from:          {model.repo}/{model.filename} @ {model.revision}")
+        return 0
+    if args.action == "verify":
+        model = store.resolve(args.name)
+        digest = store.verify(model, _progress_bar(f"verifying {model.name}"), force=True)
+        state = "matches the expected sha256" if model.sha256 else "(no expected sha256 is known for a local file)"
+        print(f"{model.name}: ok, sha256 {digest} {state}")
+        return 0
+    if args.action == "pull":
+        from .models.pull import pull
+
+        print("homefire: downloading from the Hugging Face hub (the only command that uses the network)",
+              file=sys.stderr)
+        model = pull(args.repo, args.file, args.revision, progress=_progress_bar("pulling"))
+        print(f"{model.name}: installed and verified (sha256 {model.sha256}); use it with --model {model.name}")
+        return 0
+    if args.action == "rm":
+        model = store.remove(args.name)
+        print(f"removed {model.name} ({model.path})")
+        return 0
+    raise AssertionError(args.action)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from .app import run_app
+
+    run_app(model=args.model, n_ctx=args.ctx, n_threads=args.threads)
+    return 0
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", help="model name from `homefire models list`, or a path to a .gguf file")
+    p.add_argument("--ctx", type=int, default=4096, help="context size in tokens (default 4096)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="homefire", description="A private assistant that runs on this machine.")
+    parser.add_argument("--version", action="version", version=f"homefire {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    chat = sub.add_parser("chat", help="open the chat app (the default)")
+    _add_engine_options(chat)
+    chat.set_defaults(func=cmd_chat)
+
+    ask = sub.add_parser("ask", help="answer one question on stdout")
+    ask.add_argument("question", nargs="*", help="the question (or '-' / a pipe to read stdin)")
+    _add_engine_options(ask)
+    ask.add_argument("--system", default=config.DEFAULT_SYSTEM_PROMPT, help="system prompt")
+    ask.add_argument("--max-tokens", type=int, default=512)
+    ask.add_argument("--temperature", type=float, default=0.7)
+    ask.add_argument("--seed", type=int, default=None)
+    ask.add_argument("--json", action="store_true", help="print one JSON object with the text and stats")
+    ask.set_defaults(func=cmd_ask)
+
+    models = sub.add_parser("models", help="list, inspect, download, verify or remove models")
+    msub = models.add_subparsers(dest="action", required=True)
+    msub.add_parser("list", help="installed and recommended models")
+    for action, text in (("info", "what a model is"), ("verify", "check its sha256"), ("rm", "delete a download")):
+        msub.add_parser(action, help=text).add_argument("name")
+    pull = msub.add_parser("pull", help="download a GGUF from the Hugging Face hub")
+    pull.add_argument("repo", help="a catalogue name, or a hub repo like Qwen/Qwen2.5-0.5B-Instruct-GGUF")
+    pull.add_argument("file", nargs="?", help="the .gguf file in that repo")
+    pull.add_argument("--revision", help="a branch, tag or commit (default main)")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+_COMMANDS = ("chat", "ask", "models")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config.offline_hub()
+    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not words or words[0] not in _COMMANDS + ("-h", "--help", "--version"):
+        words.insert(0, "chat")  # `homefire` and `homefire --model X` open the chat app
+    args = parser.parse_args(words)
+    try:
+        return int(args.func(args))
+    except HomefireError as exc:
+        print(f"homefire: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("homefire: stopped", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

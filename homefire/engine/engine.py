@@ -1,0 +1,345 @@
+"""The model at work: load a GGUF, build prompts with its chat template, stream answers.
+
+Generation runs on llama.cpp's own sampler chain through the low-level API: no logits are
+copied into Python per token, and no per-token Python sampling. The KV cache is reused
+across turns: only the part of a prompt that differs from what is already cached is
+evaluated, so follow-up questions start fast.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import llama_cpp as L
+
+from ..config import GenerationSettings
+from ..errors import Cancelled, ModelError, PromptError
+from ..models import store
+from ..models.gguf import read_gguf
+from .template import ChatTemplate
+
+Message = dict[str, Any]
+
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+
+@L.llama_log_callback
+def _quiet(level: int, text: bytes, user_data: Any) -> None:
+    """llama.cpp writes its logs to stderr by default; a terminal app must not."""
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    with _backend_lock:
+        if not _backend_ready:
+            if not os.environ.get("HOMEFIRE_LLAMA_LOG"):
+                L.llama_log_set(_quiet, ctypes.c_void_p(0))
+            L.llama_backend_init()
+            _backend_ready = True
+
+
+@dataclass
+class TurnStats:
+    """What one answer cost."""
+
+    prompt_tokens: int = 0  # the whole prompt
+    prompt_tokens_evaluated: int = 0  # the part not already in the KV cache
+    completion_tokens: int = 0
+    time_to_first_token_s: float = 0.0
+    prefill_tokens_per_s: float = 0.0
+    decode_tokens_per_s: float = 0.0
+    total_s: float = 0.0
+    finish_reason: str = ""  # stop, length, context, cancelled
+    dropped_messages: int = 0  # history trimmed to fit the context
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Engine:
+    """One loaded model with one context. Not thread-safe: one answer at a time (a lock enforces it)."""
+
+    def __init__(
+        self,
+        model: store.Model | str | Path | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        verify: bool = True,
+        flash_attn: bool = False,
+    ):
+        if not isinstance(model, store.Model):
+            model = store.resolve(str(model) if model is not None else None)
+        self.model = model
+        info = read_gguf(model.path)  # a clear message for a missing, foreign or truncated file
+        if verify and model.sha256:
+            store.verify(model)
+        self.info = info
+        self.n_threads = n_threads or default_threads()
+        _init_backend()
+        mparams = L.llama_model_default_params()
+        self._model = L.llama_model_load_from_file(str(model.path).encode(), mparams)
+        if not self._model:
+            raise ModelError(f"llama.cpp could not load {model.path} (architecture '{info.architecture}'): "
+                             "the file is damaged or needs a newer homefire")
+        train_ctx = L.llama_n_ctx_train(self._model)
+        cparams = L.llama_context_default_params()
+        cparams.n_ctx = min(n_ctx, train_ctx) if train_ctx > 0 else n_ctx
+        cparams.n_batch = cparams.n_ubatch = min(n_batch, cparams.n_ctx)
+        cparams.n_seq_max = 1
+        cparams.n_threads = cparams.n_threads_batch = self.n_threads
+        cparams.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else L.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        cparams.no_perf = True
+        self._ctx = L.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            L.llama_model_free(self._model)
+            raise ModelError(f"not enough memory for a {n_ctx}-token context with {model.name}: try --ctx 2048")
+        self.n_ctx = L.llama_n_ctx(self._ctx)
+        self.n_batch = cparams.n_batch
+        self._vocab = L.llama_model_get_vocab(self._model)
+        self.n_vocab = L.llama_vocab_n_tokens(self._vocab)
+        self._mem = L.llama_get_memory(self._ctx)
+        self._batch = L.llama_batch_init(self.n_batch, 0, 1)
+        self._cached: list[int] = []  # tokens now in the KV cache, in order
+        self._dirty = False  # a decode was interrupted: the cache no longer matches _cached
+        self._lock = threading.Lock()
+        self._add_bos = bool(L.llama_vocab_get_add_bos(self._vocab))
+        self._bos = L.llama_vocab_bos(self._vocab)
+        self.template = ChatTemplate(info.chat_template, self._token_text(self._bos),
+                                     self._token_text(L.llama_vocab_eos(self._vocab)))
+        self.last_stats: TurnStats | None = None
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self._piece(token, special=True).decode("utf-8", errors="replace")
+
+    def _piece(self, token: int, special: bool = False) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = L.llama_token_to_piece(self._vocab, token, buf, 64, 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = L.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
+        return buf.raw[:n]
+
+    def tokenize(self, text: str, special: bool = True, add_bos: bool = False) -> list[int]:
+        data = text.encode("utf-8")
+        n_max = len(data) + 8
+        arr = (L.llama_token * n_max)()
+        n = L.llama_tokenize(self._vocab, data, len(data), arr, n_max, add_bos, special)
+        if n < 0:
+            arr = (L.llama_token * -n)()
+            n = L.llama_tokenize(self._vocab, data, len(data), arr, -n, add_bos, special)
+        return list(arr[:n])
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text, special=False))
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return b"".join(self._piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    # -- prompts ------------------------------------------------------------------------------
+
+    def prompt_tokens(self, messages: list[Message]) -> list[int]:
+        text = self.template.render(messages)
+        tokens = self.tokenize(text, special=True)
+        if self._add_bos and self._bos >= 0 and (not tokens or tokens[0] != self._bos):
+            tokens.insert(0, self._bos)
+        return tokens
+
+    def fit(self, messages: list[Message], max_tokens: int) -> tuple[list[int], int]:
+        """Prompt tokens for the newest messages that fit, and how many old messages were dropped.
+
+        System messages are never dropped; the oldest other messages go first. A last message
+        that cannot fit even alone is an error, not a silent truncation.
+        """
+        if not messages:
+            raise PromptError("nothing to answer: the conversation is empty")
+        reserve = max(16, min(max_tokens, self.n_ctx // 4))
+        budget = self.n_ctx - reserve
+        system = [m for m in messages[:-1] if m["role"] == "system"]
+        rest = [m for m in messages[:-1] if m["role"] != "system"]
+        dropped = 0
+        while True:
+            tokens = self.prompt_tokens(system + rest + messages[-1:])
+            if len(tokens) <= budget:
+                return tokens, dropped
+            if not rest:
+                break
+            # Drop a whole exchange at a time so the history never starts with an answer.
+            cut = 2 if len(rest) > 1 and rest[0]["role"] == "user" and rest[1]["role"] == "assistant" else 1
+            rest, dropped = rest[cut:], dropped + cut
+        alone = len(self.tokenize(str(messages[-1].get("content", "")), special=False))
+        raise PromptError(
+            f"the message is too long for the context ({alone:,} tokens; the context holds {self.n_ctx:,} "
+            f"with {reserve} kept for the answer): shorten it, or use a larger --ctx"
+        )
+
+    # -- decoding -----------------------------------------------------------------------------
+
+    def _decode(self, tokens: list[int], cancel: threading.Event | None = None) -> None:
+        """Evaluate tokens after what is cached, in batches; logits only for the last one."""
+        for start in range(0, len(tokens), self.n_batch):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("stopped")
+            chunk = tokens[start:start + self.n_batch]
+            b = self._batch
+            b.n_tokens = len(chunk)
+            base = len(self._cached)
+            for i, tok in enumerate(chunk):
+                b.token[i] = tok
+                b.pos[i] = base + i
+                b.n_seq_id[i] = 1
+                b.seq_id[i][0] = 0
+                b.logits[i] = 0
+            b.logits[len(chunk) - 1] = 1
+            self._dirty = True
+            rc = L.llama_decode(self._ctx, b)
+            if rc != 0:
+                self.reset()
+                raise ModelError(f"llama.cpp failed to evaluate the prompt (code {rc}): try a shorter conversation")
+            self._cached.extend(chunk)
+            self._dirty = False
+
+    def reset(self) -> None:
+        """Forget the KV cache."""
+        L.llama_memory_clear(self._mem, True)
+        self._cached = []
+        self._dirty = False
+
+    def _prefill(self, tokens: list[int], cancel: threading.Event | None) -> int:
+        """Make the KV cache hold exactly `tokens`, reusing the longest cached prefix; returns tokens evaluated."""
+        if self._dirty:
+            self.reset()
+        keep = 0
+        for a, b in zip(self._cached, tokens, strict=False):
+            if a != b:
+                break
+            keep += 1
+        keep = min(keep, len(tokens) - 1)  # the last prompt token is always evaluated, for its logits
+        if keep < len(self._cached):
+            if not L.llama_memory_seq_rm(self._mem, 0, keep, -1):
+                self.reset()
+                keep = 0
+            else:
+                del self._cached[keep:]
+        self._decode(tokens[keep:], cancel)
+        return len(tokens) - keep
+
+    def _sampler(self, s: GenerationSettings) -> Any:
+        chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+        add = L.llama_sampler_chain_add
+        if s.repeat_penalty != 1.0 and s.repeat_last_n != 0:
+            add(chain, L.llama_sampler_init_penalties(self.n_vocab, s.repeat_last_n, s.repeat_penalty, 0.0, 0.0))
+        if s.temperature <= 0:
+            add(chain, L.llama_sampler_init_greedy())
+            return chain
+        add(chain, L.llama_sampler_init_top_k(s.top_k))
+        add(chain, L.llama_sampler_init_top_p(s.top_p, 1))
+        add(chain, L.llama_sampler_init_min_p(s.min_p, 1))
+        add(chain, L.llama_sampler_init_temp(s.temperature))
+        seed = s.seed if s.seed is not None else L.LLAMA_DEFAULT_SEED
+        add(chain, L.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+        return chain
+
+    def stream(
+        self,
+        messages: list[Message],
+        settings: GenerationSettings | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        """Yield the answer's text as it is generated. `last_stats` is set when it ends.
+
+        Setting `cancel` stops at the next token (finish_reason "cancelled"); what was
+        generated so far has already been yielded.
+        """
+        s = settings or GenerationSettings()
+        if not self._lock.acquire(blocking=False):
+            raise ModelError("the model is busy with another answer: wait for it or stop it first")
+        stats = TurnStats()
+        self.last_stats = stats
+        chain = None
+        t0 = time.perf_counter()
+        try:
+            tokens, stats.dropped_messages = self.fit(messages, s.max_tokens)
+            stats.prompt_tokens = len(tokens)
+            try:
+                stats.prompt_tokens_evaluated = self._prefill(tokens, cancel)
+            except Cancelled:
+                stats.finish_reason = "cancelled"
+                return
+            t_prefill = time.perf_counter()
+            if stats.prompt_tokens_evaluated:
+                stats.prefill_tokens_per_s = stats.prompt_tokens_evaluated / max(t_prefill - t0, 1e-9)
+            chain = self._sampler(s)
+            utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            stats.finish_reason = "length"
+            first = None
+            while stats.completion_tokens < s.max_tokens:
+                if cancel is not None and cancel.is_set():
+                    stats.finish_reason = "cancelled"
+                    break
+                token = L.llama_sampler_sample(chain, self._ctx, -1)
+                if L.llama_vocab_is_eog(self._vocab, token):
+                    stats.finish_reason = "stop"
+                    break
+                stats.completion_tokens += 1
+                text = utf8.decode(self._piece(token))
+                if len(self._cached) >= self.n_ctx:
+                    stats.finish_reason = "context"
+                    if text:
+                        yield text
+                    break
+                if text:
+                    if first is None:
+                        first = time.perf_counter()
+                        stats.time_to_first_token_s = first - t0
+                    yield text
+                if stats.completion_tokens < s.max_tokens:
+                    self._decode([token])
+            tail = utf8.decode(b"", final=True)
+            if tail:
+                yield tail
+            end = time.perf_counter()
+            stats.total_s = end - t0
+            if stats.completion_tokens > 0:
+                stats.decode_tokens_per_s = stats.completion_tokens / max(end - t_prefill, 1e-9)
+        finally:
+            stats.total_s = stats.total_s or time.perf_counter() - t0
+            if chain is not None:
+                L.llama_sampler_free(chain)
+            self._lock.release()
+
+    def generate(self, messages: list[Message], settings: GenerationSettings | None = None) -> str:
+        return "".join(self.stream(messages, settings))
+
+    def close(self) -> None:
+        if getattr(self, "_ctx", None):
+            L.llama_batch_free(self._batch)
+            L.llama_free(self._ctx)
+            L.llama_model_free(self._model)
+            self._ctx = self._model = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may be gone already
+            pass

@@ -1,0 +1,33 @@
+"""One exception family whose messages are meant for the user: one line, saying what to do."""
+
+from __future__ import annotations
+
+
+class HomefireError(Exception):
+    """Base of every error homefire shows to a person. str(err) is the one-line message."""
+
+    exit_code = 1
+
+
+class ModelError(HomefireError):
+    """A model could not be found, read, verified or loaded."""
+
+
+class ChecksumMismatch(ModelError):
+    """A file's sha256 is not the one it should have."""
+
+
+class DownloadError(ModelError):
+    """A model download failed."""
+
+
+class PromptError(HomefireError):
+    """The prompt cannot be answered as given (empty, or larger than the context)."""
+
+    exit_code = 2
+
+
+class Cancelled(HomefireError):
+    """The user stopped an answer (Escape, Ctrl-C)."""
+
+    exit_code = 130

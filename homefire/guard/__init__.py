@@ -1,0 +1,1 @@
+"""Should this prompt be answered? The on-device prompt guard (ONNX classifier) lands here."""

@@ -1,0 +1,1 @@
+"""One SQLite file: conversations, messages, facts and search land here."""

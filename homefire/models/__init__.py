@@ -1,0 +1,1 @@
+"""Which weights: the embedded default, pulled and local GGUF files."""
