@@ -34,7 +34,7 @@ def _read_question(words: list[str]) -> str:
         return " ".join(words)
     if words == ["-"] or not sys.stdin.isatty():
         return sys.stdin.read()
-    raise PromptError("no question given: try `homefire ask \"What is the capital of France?\"`")
+    raise PromptError('no question given: try `homefire ask "What is the capital of France?"`')
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -106,10 +106,12 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"{model.name}: ok, sha256 {digest} {state}")
         return 0
     if args.action == "pull":
-        from .models.pull import pull
+        from .models.pull import pull, source
 
-        print("homefire: downloading from the Hugging Face hub (the only command that uses the network)",
-              file=sys.stderr)
+        source(args.repo, args.file)
+        print(
+            "homefire: downloading from the Hugging Face hub (the only command that uses the network)", file=sys.stderr
+        )
         model = pull(args.repo, args.file, args.revision, progress=_progress_bar("pulling"))
         print(f"{model.name}: installed and verified (sha256 {model.sha256}); use it with --model {model.name}")
         return 0

@@ -51,6 +51,5 @@ class GenerationSettings:
 
 
 DEFAULT_SYSTEM_PROMPT = (
-    "You are homefire, a helpful assistant running privately on the user's own device. "
-    "Answer clearly and briefly."
+    "You are homefire, a helpful assistant running privately on the user's own device. Answer clearly and briefly."
 )

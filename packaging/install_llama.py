@@ -64,16 +64,38 @@ def main() -> int:
         env = dict(os.environ, CMAKE_ARGS=cmake, FORCE_CMAKE="1")
         env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
         subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-cache-dir", "--no-deps", "--no-binary", "llama-cpp-python",
-             "-w", str(cache), f"llama-cpp-python=={VERSION}"],
-            check=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-cache-dir",
+                "--no-deps",
+                "--no-binary",
+                "llama-cpp-python",
+                "-w",
+                str(cache),
+                f"llama-cpp-python=={VERSION}",
+            ],
+            check=True,
+            env=env,
         )
         (cache / "CMAKE_ARGS").write_text(cmake + "\n")
     else:
         print(f"using llama-cpp-python wheel built with: {cmake}", flush=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--force-reinstall", "--no-deps", "--find-links", str(cache),
-         "--no-index", f"llama-cpp-python=={VERSION}"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--force-reinstall",
+            "--no-deps",
+            "--find-links",
+            str(cache),
+            "--no-index",
+            f"llama-cpp-python=={VERSION}",
+        ],
         check=True,
     )
     return 0

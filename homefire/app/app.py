@@ -172,8 +172,10 @@ class HomefireApp(App[None]):
         stats = self.assistant.last_stats if self.assistant else None
         detail = ""
         if stats:
-            detail = (f"{stats.decode_tokens_per_s:.0f} tok/s · first token {stats.time_to_first_token_s:.2f}s"
-                      f" · {stats.completion_tokens} tokens")
+            detail = (
+                f"{stats.decode_tokens_per_s:.0f} tok/s · first token {stats.time_to_first_token_s:.2f}s"
+                f" · {stats.completion_tokens} tokens"
+            )
         self._status("stopped" if stats and stats.finish_reason == "cancelled" else "ready", detail)
 
     def action_stop(self) -> None:

@@ -96,9 +96,11 @@ class Engine:
         mparams = L.llama_model_default_params()
         self._model = L.llama_model_load_from_file(str(model.path).encode(), mparams)
         if not self._model:
-            raise ModelError(f"llama.cpp could not load {model.path} (architecture '{info.architecture}'): "
-                             "the file is damaged or needs a newer homefire")
-        train_ctx = L.llama_n_ctx_train(self._model)
+            raise ModelError(
+                f"llama.cpp could not load {model.path} (architecture '{info.architecture}'): "
+                "the file is damaged or needs a newer homefire"
+            )
+        train_ctx = L.llama_model_n_ctx_train(self._model)
         cparams = L.llama_context_default_params()
         cparams.n_ctx = min(n_ctx, train_ctx) if train_ctx > 0 else n_ctx
         cparams.n_batch = cparams.n_ubatch = min(n_batch, cparams.n_ctx)
@@ -121,8 +123,9 @@ class Engine:
         self._lock = threading.Lock()
         self._add_bos = bool(L.llama_vocab_get_add_bos(self._vocab))
         self._bos = L.llama_vocab_bos(self._vocab)
-        self.template = ChatTemplate(info.chat_template, self._token_text(self._bos),
-                                     self._token_text(L.llama_vocab_eos(self._vocab)))
+        self.template = ChatTemplate(
+            info.chat_template, self._token_text(self._bos), self._token_text(L.llama_vocab_eos(self._vocab))
+        )
         self.last_stats: TurnStats | None = None
 
     # -- tokens -------------------------------------------------------------------------------
@@ -200,7 +203,7 @@ class Engine:
         for start in range(0, len(tokens), self.n_batch):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("stopped")
-            chunk = tokens[start:start + self.n_batch]
+            chunk = tokens[start : start + self.n_batch]
             b = self._batch
             b.n_tokens = len(chunk)
             base = len(self._cached)
@@ -245,14 +248,18 @@ class Engine:
         return len(tokens) - keep
 
     def _sampler(self, s: GenerationSettings) -> Any:
+        """llama.cpp's native sampler chain. top-k runs first so the repeat penalty scans 40
+        candidates instead of the whole vocabulary (llama.cpp's own advice); penalties only
+        ever lower a logit, so for greedy decoding this changes the pick only if all 40 best
+        tokens are penalised below the 41st."""
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
         add = L.llama_sampler_chain_add
+        add(chain, L.llama_sampler_init_top_k(s.top_k if s.top_k > 0 else self.n_vocab))
         if s.repeat_penalty != 1.0 and s.repeat_last_n != 0:
             add(chain, L.llama_sampler_init_penalties(self.n_vocab, s.repeat_last_n, s.repeat_penalty, 0.0, 0.0))
         if s.temperature <= 0:
             add(chain, L.llama_sampler_init_greedy())
             return chain
-        add(chain, L.llama_sampler_init_top_k(s.top_k))
         add(chain, L.llama_sampler_init_top_p(s.top_p, 1))
         add(chain, L.llama_sampler_init_min_p(s.min_p, 1))
         add(chain, L.llama_sampler_init_temp(s.temperature))

@@ -23,16 +23,51 @@ DEFAULT_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 CATALOGUE: tuple[CatalogueEntry, ...] = (
-    CatalogueEntry("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct-GGUF", "qwen2.5-0.5b-instruct-q4_k_m.gguf",
-                   0.49, "Apache-2.0", 1.0, "fast, multilingual, good at short structured answers"),
-    CatalogueEntry("qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B-Instruct-GGUF", "qwen2.5-1.5b-instruct-q4_k_m.gguf",
-                   1.1, "Apache-2.0", 2.0, "the best all-rounder that still fits a Raspberry Pi 4 (4 GB)"),
-    CatalogueEntry("llama3.2-1b", "bartowski/Llama-3.2-1B-Instruct-GGUF", "Llama-3.2-1B-Instruct-Q4_K_M.gguf",
-                   0.81, "Llama 3.2 Community Licence", 2.0, "friendly chat, English first"),
-    CatalogueEntry("gemma3-1b", "unsloth/gemma-3-1b-it-GGUF", "gemma-3-1b-it-Q4_K_M.gguf",
-                   0.81, "Gemma Terms of Use", 2.0, "good writing quality for its size"),
-    CatalogueEntry("smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct-GGUF", "smollm2-1.7b-instruct-q4_k_m.gguf",
-                   1.06, "Apache-2.0", 2.0, "the default model's big sibling"),
+    CatalogueEntry(
+        "qwen2.5-0.5b",
+        "Qwen/Qwen2.5-0.5B-Instruct-GGUF",
+        "qwen2.5-0.5b-instruct-q4_k_m.gguf",
+        0.49,
+        "Apache-2.0",
+        1.0,
+        "fast, multilingual, good at short structured answers",
+    ),
+    CatalogueEntry(
+        "qwen2.5-1.5b",
+        "Qwen/Qwen2.5-1.5B-Instruct-GGUF",
+        "qwen2.5-1.5b-instruct-q4_k_m.gguf",
+        1.1,
+        "Apache-2.0",
+        2.0,
+        "the best all-rounder that still fits a Raspberry Pi 4 (4 GB)",
+    ),
+    CatalogueEntry(
+        "llama3.2-1b",
+        "bartowski/Llama-3.2-1B-Instruct-GGUF",
+        "Llama-3.2-1B-Instruct-Q4_K_M.gguf",
+        0.81,
+        "Llama 3.2 Community Licence",
+        2.0,
+        "friendly chat, English first",
+    ),
+    CatalogueEntry(
+        "gemma3-1b",
+        "unsloth/gemma-3-1b-it-GGUF",
+        "gemma-3-1b-it-Q4_K_M.gguf",
+        0.81,
+        "Gemma Terms of Use",
+        2.0,
+        "good writing quality for its size",
+    ),
+    CatalogueEntry(
+        "smollm2-1.7b",
+        "HuggingFaceTB/SmolLM2-1.7B-Instruct-GGUF",
+        "smollm2-1.7b-instruct-q4_k_m.gguf",
+        1.06,
+        "Apache-2.0",
+        2.0,
+        "the default model's big sibling",
+    ),
 )
 
 

@@ -18,19 +18,70 @@ MAGIC = b"GGUF"
 _KEEP_ARRAY = 64
 
 _SCALARS = {
-    0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d",
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
 }
 # ggml type -> (elements per block, bytes per block); used to find where tensor data must end.
 _GGML_TYPES = {
-    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 36),
-    10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292),
-    16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110),
-    22: (256, 82), 23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8),
-    29: (256, 56), 30: (1, 2), 34: (256, 54), 35: (256, 66), 39: (32, 17),
+    0: (1, 4),
+    1: (1, 2),
+    2: (32, 18),
+    3: (32, 20),
+    6: (32, 22),
+    7: (32, 24),
+    8: (32, 34),
+    9: (32, 36),
+    10: (256, 84),
+    11: (256, 110),
+    12: (256, 144),
+    13: (256, 176),
+    14: (256, 210),
+    15: (256, 292),
+    16: (256, 66),
+    17: (256, 74),
+    18: (256, 98),
+    19: (256, 50),
+    20: (32, 18),
+    21: (256, 110),
+    22: (256, 82),
+    23: (256, 136),
+    24: (1, 1),
+    25: (1, 2),
+    26: (1, 4),
+    27: (1, 8),
+    28: (1, 8),
+    29: (256, 56),
+    30: (1, 2),
+    34: (256, 54),
+    35: (256, 66),
+    39: (32, 17),
 }
 _FILE_TYPES = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S",
-    12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
     32: "BF16",
 }
 
@@ -123,7 +174,9 @@ def read_gguf(path: Path | str) -> GGUFInfo:
             r = _Reader(f, size, path)
             version = r.unpack("<I")
             if version not in (2, 3):
-                raise ModelError(f"{path} is GGUF version {version}, which this llama.cpp cannot read: use a v2/v3 file")
+                raise ModelError(
+                    f"{path} is GGUF version {version}, which this llama.cpp cannot read: use a v2/v3 file"
+                )
             tensor_count, kv_count = r.unpack("<Q"), r.unpack("<Q")
             if tensor_count > size or kv_count > size:
                 raise ModelError(f"{path} is damaged (impossible header counts): get a fresh copy")
@@ -146,12 +199,15 @@ def read_gguf(path: Path | str) -> GGUFInfo:
                 if block:
                     data_rel_end = max(data_rel_end, offset + n_elements // block[0] * block[1])
             alignment = int(meta.get("general.alignment", 32) or 32)
-            data_start = -(-f.tell() // alignment) * alignment
+            header_end = f.tell()
+            data_start = -(-header_end // alignment) * alignment
     except OSError as exc:
         raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    info = GGUFInfo(path, version, tensor_count, meta, size, data_start + data_rel_end, lengths)
+    data_end = data_start + data_rel_end if tensor_count else header_end
+    info = GGUFInfo(path, version, tensor_count, meta, size, data_end, lengths)
     if info.data_end > size:
         raise ModelError(
-            f"{path} is truncated ({size:,} of {info.data_end:,} bytes): the download or copy did not finish; get it again"
+            f"{path} is truncated ({size:,} of {info.data_end:,} bytes): "
+            "the download or copy did not finish; get it again"
         )
     return info

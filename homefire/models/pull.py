@@ -41,6 +41,7 @@ def _online() -> Iterator[None]:
 def _tqdm_class(progress: Progress | None) -> Any:
     if progress is None:
         return None
+    report = progress
     from tqdm.auto import tqdm
 
     class _Callback(tqdm):  # type: ignore[misc]
@@ -50,7 +51,7 @@ def _tqdm_class(progress: Progress | None) -> Any:
 
         def update(self, n: float | None = 1) -> bool | None:
             self.n += n or 0
-            progress(int(self.n), int(self.total or 0))
+            report(int(self.n), int(self.total or 0))
             return None
 
     return _Callback
@@ -63,6 +64,21 @@ def model_name(repo: str, filename: str) -> str:
     return Path(filename).stem.lower()
 
 
+def source(repo: str, filename: str | None) -> tuple[str, str]:
+    """The hub repo and file to fetch, from a catalogue name or a repo and file; checked before any network."""
+    if filename is None:
+        entry = catalogue.find(repo)
+        if entry is None:
+            raise ModelError(
+                f"'{repo}' is not in the catalogue: give a repo and a file, e.g. `homefire models pull "
+                "Qwen/Qwen2.5-0.5B-Instruct-GGUF qwen2.5-0.5b-instruct-q4_k_m.gguf`"
+            )
+        repo, filename = entry.repo, entry.filename
+    if not filename.lower().endswith(".gguf"):
+        raise ModelError(f"'{filename}' is not a .gguf file: homefire runs GGUF models")
+    return repo, filename
+
+
 def pull(
     repo: str,
     filename: str | None = None,
@@ -71,16 +87,15 @@ def pull(
     endpoint: str | None = None,
 ) -> Model:
     """Fetch REPO/FILENAME (or a catalogue name) and install it as a verified model."""
-    if filename is None:
-        entry = catalogue.find(repo)
-        if entry is None:
-            raise ModelError(f"'{repo}' is not in the catalogue: give a repo and a file, e.g. `homefire models pull "
-                             "Qwen/Qwen2.5-0.5B-Instruct-GGUF qwen2.5-0.5b-instruct-q4_k_m.gguf`")
-        repo, filename = entry.repo, entry.filename
-    if not filename.lower().endswith(".gguf"):
-        raise ModelError(f"'{filename}' is not a .gguf file: homefire runs GGUF models")
+    repo, filename = source(repo, filename)
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
     name = model_name(repo, filename)
@@ -91,34 +106,59 @@ def pull(
     try:
         with _online():
             url = hf_hub_url(repo, filename, revision=revision, endpoint=endpoint)
-            meta = get_hf_file_metadata(url, token=False, endpoint=endpoint, retry_on_errors=True)
+            meta = get_hf_file_metadata(url, token=False, endpoint=endpoint)
             expected = (meta.etag or "").lower()
             if not _SHA256.match(expected):
                 raise DownloadError(f"the hub gives no sha256 for {where}, so it cannot be verified: not installed")
             free = shutil.disk_usage(models).free
             if meta.size and meta.size > free:
-                raise DownloadError(f"{where} needs {meta.size / 1e9:.2f} GB but only {free / 1e9:.2f} GB is free in {models}")
+                raise DownloadError(
+                    f"{where} needs {meta.size / 1e9:.2f} GB but only {free / 1e9:.2f} GB is free in {models}"
+                )
             staging.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fetched = Path(hf_hub_download(
-                repo, filename, revision=meta.commit_hash or revision, local_dir=staging, endpoint=endpoint,
-                token=False, tqdm_class=_tqdm_class(progress),
-            ))
-    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
+            fetched = Path(
+                hf_hub_download(
+                    repo,
+                    filename,
+                    revision=meta.commit_hash or revision,
+                    local_dir=staging,
+                    endpoint=endpoint,
+                    token=False,
+                    tqdm_class=_tqdm_class(progress),
+                )
+            )
+    except LocalEntryNotFoundError as exc:
+        raise DownloadError(
+            f"could not reach the hub at {endpoint or 'huggingface.co'}: check the connection, "
+            "then run the same pull again"
+        ) from exc
+    except (RepositoryNotFoundError, RevisionNotFoundError, RemoteEntryNotFoundError) as exc:
         raise DownloadError(f"{where} was not found on the hub: check the repo, file name and revision") from exc
     except HfHubHTTPError as exc:
-        raise DownloadError(f"download of {where} failed ({exc.response.status_code}): try again later") from exc
+        status = exc.response.status_code if exc.response is not None else "no answer"
+        if status == 404:
+            raise DownloadError(f"{where} was not found on the hub: check the repo, file name and revision") from exc
+        raise DownloadError(f"download of {where} failed (HTTP {status}): try again later") from exc
     except OSError as exc:
         raise DownloadError(f"download of {where} failed ({exc}): run the same pull again to resume") from exc
     except Exception as exc:  # httpx errors (connection reset, timeouts) do not share a base we can import lazily
+        if exc.__class__.__name__ in ("ConnectError", "ConnectTimeout"):
+            raise DownloadError(
+                f"could not reach the hub at {endpoint or 'huggingface.co'}: check the connection, "
+                "then run the same pull again"
+            ) from exc
         if exc.__class__.__module__.startswith(("httpx", "httpcore")):
-            raise DownloadError(f"download of {where} was interrupted ({exc.__class__.__name__}): "
-                                "run the same pull again to resume") from exc
+            raise DownloadError(
+                f"download of {where} was interrupted ({exc.__class__.__name__}): run the same pull again to resume"
+            ) from exc
         raise
     digest = sha256_file(fetched)
     if digest != expected:
         fetched.unlink(missing_ok=True)
-        raise ChecksumMismatch(f"{where} arrived damaged (sha256 {digest[:12]}… expected {expected[:12]}…): "
-                               "nothing was installed; pull it again")
+        raise ChecksumMismatch(
+            f"{where} arrived damaged (sha256 {digest[:12]}… expected {expected[:12]}…): "
+            "nothing was installed; pull it again"
+        )
     read_gguf(fetched)
     os.chmod(fetched, 0o600)
     os.replace(fetched, target)

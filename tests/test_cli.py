@@ -1,0 +1,119 @@
+"""`homefire ask` and friends as a user runs them: real processes, real model, in a pipe."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import cli_env, homefire_cmd, write_gguf
+
+GREEDY = ("--temperature", "0", "--seed", "1", "--max-tokens", "40")
+
+
+def run(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        homefire_cmd(*args), env=cli_env(home), input=stdin, capture_output=True, text=True, timeout=180
+    )
+
+
+def assert_one_line_error(out: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    assert out.returncode == code, (out.returncode, out.stderr)
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("homefire: ")
+    for word in words:
+        assert word in lines[0]
+
+
+def test_ask_answers_in_a_pipe(homefire_home: Path) -> None:
+    out = run(homefire_home, "ask", *GREEDY, "What is the capital of France?")
+    assert out.returncode == 0, out.stderr
+    assert "Paris" in out.stdout
+    assert out.stderr == ""  # llama.cpp's logs stay out of the user's terminal
+
+
+def test_ask_reads_stdin(homefire_home: Path) -> None:
+    out = run(homefire_home, "ask", *GREEDY, stdin="What is the capital of France?\n")
+    assert out.returncode == 0 and "Paris" in out.stdout
+
+
+def test_ask_json(homefire_home: Path) -> None:
+    out = run(
+        homefire_home,
+        "ask",
+        "--json",
+        *GREEDY,
+        "--system",
+        "You are a helpful assistant.",
+        "What is the capital of France?",
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert "Paris" in data["text"] and data["model"] == "smollm2-135m"
+    assert data["finish_reason"] == "stop" and data["completion_tokens"] > 0
+    assert data["decode_tokens_per_s"] > 0 and data["time_to_first_token_s"] > 0
+
+
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (("ask", ""), 2, ("empty",)),
+        (("ask", "--model", "/no/such/file.gguf", "hi"), 1, ("no model file",)),
+        (("ask", "--model", "nonesuch", "hi"), 1, ("unknown model",)),
+        (("models", "info", "qwen2.5-1.5b"), 1, ("models pull qwen2.5-1.5b",)),
+        (("models", "pull", "not-in-catalogue"), 1, ("not in the catalogue",)),
+        (("ask", "--ctx", "256", "word " * 400), 2, ("too long for the context", "--ctx")),
+    ],
+)
+def test_bad_input_gets_one_clear_line(
+    homefire_home: Path, args: tuple[str, ...], code: int, words: tuple[str, ...]
+) -> None:
+    assert_one_line_error(run(homefire_home, *args), code, *words)
+
+
+def test_non_gguf_and_truncated_and_foreign_files(
+    homefire_home: Path, tmp_path: Path, default_model_path: Path
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a model\n")
+    assert_one_line_error(run(homefire_home, "ask", "--model", str(text), "hi"), 1, "not a GGUF")
+    cut = tmp_path / "cut.gguf"
+    shutil.copyfile(default_model_path, cut)
+    with cut.open("r+b") as f:
+        f.truncate(cut.stat().st_size // 2)
+    assert_one_line_error(run(homefire_home, "ask", "--model", str(cut), "hi"), 1, "truncated")
+    foreign = write_gguf(tmp_path / "foreign.gguf", {"general.architecture": "nonesuch"})
+    assert_one_line_error(run(homefire_home, "ask", "--model", str(foreign), "hi"), 1, "could not load")
+
+
+def test_ctrl_c_stops_cleanly_with_130(homefire_home: Path) -> None:
+    proc = subprocess.Popen(
+        homefire_cmd("ask", "--temperature", "0", "--max-tokens", "2000", "Write a very long story about a dragon."),
+        env=cli_env(homefire_home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.read(20)  # the answer has started streaming
+    assert first
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "stopped" in err and "Traceback" not in err
+
+
+def test_models_list_shows_default_and_catalogue(homefire_home: Path) -> None:
+    out = run(homefire_home, "models", "list")
+    assert out.returncode == 0
+    assert "smollm2-135m" in out.stdout and "embedded" in out.stdout and "qwen2.5-0.5b" in out.stdout
+    info = run(homefire_home, "models", "info", "default")
+    assert "Q4_1" in info.stdout and "llama" in info.stdout
