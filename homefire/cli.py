@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_options(ask)
     ask.add_argument("--system", default=config.DEFAULT_SYSTEM_PROMPT, help="system prompt")
     ask.add_argument("--max-tokens", type=int, default=512)
-    ask.add_argument("--temperature", type=float, default=0.7)
+    ask.add_argument("--temperature", type=float, default=None, help="0 = greedy (default for models < 1B)")
     ask.add_argument("--seed", type=int, default=None)
     ask.add_argument("--json", action="store_true", help="print one JSON object with the text and stats")
     ask.set_defaults(func=cmd_ask)

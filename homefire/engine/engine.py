@@ -116,6 +116,8 @@ class Engine:
         self.n_batch = cparams.n_batch
         self._vocab = L.llama_model_get_vocab(self._model)
         self.n_vocab = L.llama_vocab_n_tokens(self._vocab)
+        self.n_params = int(L.llama_model_n_params(self._model))
+        self.default_temperature = 0.0 if self.n_params < 1_000_000_000 else 0.7
         self._mem = L.llama_get_memory(self._ctx)
         self._batch = L.llama_batch_init(self.n_batch, 0, 1)
         self._cached: list[int] = []  # tokens now in the KV cache, in order
@@ -257,12 +259,13 @@ class Engine:
         add(chain, L.llama_sampler_init_top_k(s.top_k if s.top_k > 0 else self.n_vocab))
         if s.repeat_penalty != 1.0 and s.repeat_last_n != 0:
             add(chain, L.llama_sampler_init_penalties(self.n_vocab, s.repeat_last_n, s.repeat_penalty, 0.0, 0.0))
-        if s.temperature <= 0:
+        temperature = self.default_temperature if s.temperature is None else s.temperature
+        if temperature <= 0:
             add(chain, L.llama_sampler_init_greedy())
             return chain
         add(chain, L.llama_sampler_init_top_p(s.top_p, 1))
         add(chain, L.llama_sampler_init_min_p(s.min_p, 1))
-        add(chain, L.llama_sampler_init_temp(s.temperature))
+        add(chain, L.llama_sampler_init_temp(temperature))
         seed = s.seed if s.seed is not None else L.LLAMA_DEFAULT_SEED
         add(chain, L.llama_sampler_init_dist(seed & 0xFFFFFFFF))
         return chain
