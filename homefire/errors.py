@@ -27,6 +27,10 @@ class PromptError(HomefireError):
     exit_code = 2
 
 
+class GuardError(HomefireError):
+    """The prompt guard cannot run (its runtime, encoder or classifier file is missing or damaged)."""
+
+
 class Cancelled(HomefireError):
     """The user stopped an answer (Escape, Ctrl-C)."""
 

@@ -1,0 +1,161 @@
+"""The prompt guard: should this prompt reach the model? A frozen MiniLM encoder plus a small head.
+
+The head is a two-layer MLP over the mean-pooled embedding of each chunk, evaluated in numpy
+(a 384x256 and a 256x3 matrix: microseconds). A long prompt is cut into overlapping chunks
+and each label's probability is the maximum over chunks, so a harmful ask at the end of a
+long role-play is scored on its own. Per-label thresholds were calibrated on a validation
+split at three strictness levels (see MODEL_CARD.md).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import GuardError
+from .encoder import Encoder
+from .normalize import normalize
+
+LABELS = ("benign", "harmful", "jailbreak")
+BLOCKING = ("harmful", "jailbreak")
+STRICTNESS = ("relaxed", "normal", "strict")
+
+_REASONS = {
+    "harmful": "it reads as a request for help with something that could seriously hurt people",
+    "jailbreak": "it reads as an attempt to override the assistant's instructions (jailbreak or prompt injection)",
+}
+
+
+def head_path() -> Path:
+    return Path(str(resources.files("homefire.guard") / "data" / "head.npz"))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The guard's decision on one prompt.
+
+    label is the most likely of benign / harmful / jailbreak *as judged against the thresholds*;
+    score is the model's probability for that label (for a long prompt, the highest over its
+    chunks; for benign, the lowest); category is a finer topic for a blocked prompt ("" when
+    allowed); reason is one sentence a user can read.
+    """
+
+    allowed: bool
+    label: str
+    score: float
+    category: str
+    latency_ms: float
+    reason: str
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Head:
+    """The trained classifier file: MLP weights, thresholds per strictness, category centroids."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.is_file():
+            raise GuardError(f"the guard's classifier file is missing: {path} (rebuild it with `make guard-model`)")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                self.w1, self.b1 = z["w1"].astype(np.float32), z["b1"].astype(np.float32)
+                self.w2, self.b2 = z["w2"].astype(np.float32), z["b2"].astype(np.float32)
+                self.centroids = z["centroids"].astype(np.float32)
+                meta = json.loads(str(z["meta"]))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # JSONDecodeError is a ValueError
+            raise GuardError(f"the guard's classifier file is damaged: {path} ({exc.__class__.__name__})") from None
+        self.labels: list[str] = meta["labels"]
+        self.thresholds: dict[str, dict[str, float]] = meta["thresholds"]
+        self.categories: list[tuple[str, str]] = [tuple(c) for c in meta["categories"]]  # (label, name)
+        self.meta = meta
+        if self.w1.shape[1] != self.b1.shape[0] or self.w2.shape[1] != len(self.labels):
+            raise GuardError(f"the guard's classifier file is damaged: {path} (shapes do not match)")
+
+    def probs(self, emb: np.ndarray) -> np.ndarray:
+        """Softmax probabilities, shape (n, len(labels))."""
+        h = np.maximum(emb @ self.w1 + self.b1, 0.0)
+        logits = h @ self.w2 + self.b2
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def category(self, emb: np.ndarray, label: str) -> str:
+        """The nearest category centroid among those of this label (embeddings are unit length)."""
+        rows = [i for i, (lab, _) in enumerate(self.categories) if lab == label]
+        if not rows:
+            return label
+        sims = self.centroids[rows] @ emb
+        return self.categories[rows[int(np.argmax(sims))]][1]
+
+
+class Guard:
+    """Load once, then `check(text)` each prompt (a few ms for a short one on one thread).
+
+    strictness picks one of the calibrated threshold sets: "relaxed" blocks least (fewest false
+    blocks, more misses), "strict" most. thresholds, if given, overrides single labels, e.g.
+    {"harmful": 0.9}. offset shifts every threshold (negative = stricter), clipped to [0.01, 0.999].
+    """
+
+    def __init__(
+        self,
+        strictness: str = "normal",
+        *,
+        thresholds: dict[str, float] | None = None,
+        offset: float = 0.0,
+        model_path: Path | None = None,
+        head_file: Path | None = None,
+        threads: int = 1,
+    ) -> None:
+        if strictness not in STRICTNESS:
+            raise GuardError(f"unknown guard strictness {strictness!r}: use one of {', '.join(STRICTNESS)}")
+        self.head = Head(Path(head_file) if head_file else head_path())
+        self.encoder = Encoder(model_path, threads=threads)
+        self.strictness = strictness
+        base = dict(self.head.thresholds[strictness])
+        for label, value in (thresholds or {}).items():
+            if label not in BLOCKING:
+                raise GuardError(f"unknown guard label {label!r}: thresholds apply to {', '.join(BLOCKING)}")
+            base[label] = value
+        self.thresholds = {k: float(min(max(v + offset, 0.01), 0.999)) for k, v in base.items()}
+
+    def scores(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per-chunk probabilities and embeddings of the normalised text."""
+        emb = self.encoder.embed(normalize(text))
+        return self.head.probs(emb), emb
+
+    def check(self, text: str) -> Verdict:
+        start = time.perf_counter()
+        clean = normalize(text)
+        if not clean:
+            return Verdict(True, "benign", 1.0, "", _ms(start), "empty prompt", {k: 0.0 for k in BLOCKING})
+        emb = self.encoder.embed(clean)
+        probs = self.head.probs(emb)
+        idx = {label: i for i, label in enumerate(self.head.labels)}
+        peak = {label: float(probs[:, idx[label]].max()) for label in BLOCKING}
+        # The label that clears its threshold by the widest margin (relative to the threshold) wins.
+        over = {lab: peak[lab] / self.thresholds[lab] for lab in BLOCKING if peak[lab] >= self.thresholds[lab]}
+        if not over:
+            score = float(probs[:, idx["benign"]].min())
+            return Verdict(True, "benign", round(score, 4), "", _ms(start), "no sign of harm", _rounded(peak))
+        label = max(over, key=lambda lab: over[lab])
+        chunk = int(np.argmax(probs[:, idx[label]]))
+        category = self.head.category(emb[chunk], label)
+        reason = f"Blocked because {_REASONS[label]} ({category})."
+        return Verdict(False, label, round(peak[label], 4), category, _ms(start), reason, _rounded(peak))
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+def _rounded(d: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in d.items()}

