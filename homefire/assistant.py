@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from .config import DEFAULT_SYSTEM_PROMPT, GenerationSettings
 from .engine import Engine, Message, TurnStats
+from .engine import cartridge as cartridges
 from .errors import PromptError
 
 
@@ -35,11 +36,26 @@ class Assistant:
     ):
         self.engine = engine
         self.settings = settings or GenerationSettings()
-        self.conversation = Conversation(system_prompt or "")
+        self.system_prompt = system_prompt or ""
+        self.conversation = Conversation(self.system_prompt)
+        self.cartridges: list[cartridges.Cartridge] = []
         self.last_stats: TurnStats | None = None
 
     def new_conversation(self) -> None:
         self.conversation = Conversation(self.conversation.system_prompt)
+
+    def attach(self, names: list[str]) -> list[cartridges.Cartridge]:
+        """Ask with these cartridges from now on (checked now: a stale or foreign one is refused)."""
+        carts = [cartridges.load(n) for n in names]
+        for cart in carts:
+            for part in [cartridges.load(p) for p in cart.chunks] or [cart]:
+                cartridges.validate(part, self.engine)
+        self.cartridges = carts
+        return carts
+
+    def detach(self) -> None:
+        self.cartridges = []
+        self.conversation.system_prompt = self.system_prompt
 
     def turn(self, text: str, cancel: threading.Event | None = None) -> Iterator[str]:
         """Answer `text`, streaming the reply. The exchange joins the conversation even if stopped early."""
@@ -47,6 +63,10 @@ class Assistant:
         if not text:
             raise PromptError("the message is empty: type a question first")
         conv = self.conversation
+        if self.cartridges:
+            # The documents become the system prompt; their KV state comes from disk, not a re-read.
+            chosen = cartridges.expand(self.cartridges, text, self.engine)
+            conv.system_prompt = cartridges.activate(self.engine, chosen)["content"]
         conv.messages.append({"role": "user", "content": text})
         pieces: list[str] = []
         rejected = False

@@ -6,22 +6,31 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import __version__, config
 from .errors import HomefireError, PromptError
 
 
-def _progress_bar(label: str):  # type: ignore[no-untyped-def]
-    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+def _progress_bar(label: str, unit: str = "MB") -> Callable[[int, int], None]:
+    """A one-line progress bar with an ETA on stderr (only when stderr is a terminal)."""
     tty = sys.stderr.isatty()
+    started = time.monotonic()
+    scale = 1e6 if unit == "MB" else 1
 
     def show(done: int, total: int) -> None:
         if not tty or not total:
             return
         width = 30
         filled = int(width * done / total)
-        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done / 1e6:,.1f}/{total / 1e6:,.1f} MB")
+        elapsed = time.monotonic() - started
+        eta = f" ETA {elapsed * (total - done) / done:,.0f}s" if 0 < done < total else ""
+        sys.stderr.write(
+            f"\r{label} [{'#' * filled}{'.' * (width - filled)}] "
+            f"{done / scale:,.{1 if scale > 1 else 0}f}/{total / scale:,.{1 if scale > 1 else 0}f} {unit}{eta}   "
+        )
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -39,12 +48,13 @@ def _read_question(words: list[str]) -> str:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from .assistant import Assistant
-    from .engine import Engine
 
     question = _read_question(args.question)
     settings = config.GenerationSettings(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
-    engine = Engine(args.model, n_ctx=args.ctx, n_threads=args.threads)
+    engine = _engine_for(args, args.cartridge)
     assistant = Assistant(engine, system_prompt=args.system, settings=settings)
+    if args.cartridge:
+        assistant.attach(args.cartridge)
     pieces: list[str] = []
     try:
         for piece in assistant.turn(question):
@@ -64,6 +74,86 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps(out, ensure_ascii=False))
     else:
         sys.stdout.write("\n")
+    return 0
+
+
+def _engine_for(args: argparse.Namespace, cartridge_names: list[str] | None = None) -> Any:
+    """An engine for these options; with cartridges, by default the model, KV type and context they need."""
+    from .engine import Engine
+    from .engine import cartridge as cartridges
+
+    model, kv, n_ctx = args.model, getattr(args, "kv", None), args.ctx
+    if cartridge_names:
+        first = cartridges.load(cartridge_names[0]).manifest
+        model = model or first["model"]["name"]
+        kv = kv or first["type_k"]
+        n_ctx = max(n_ctx, first["n_ctx"])
+    return Engine(model, n_ctx=n_ctx, n_threads=args.threads, kv_type=kv or "f16")
+
+
+def cmd_cartridge(args: argparse.Namespace) -> int:
+    from .engine import cartridge as cartridges
+
+    if args.action == "list":
+        carts = cartridges.all_cartridges()
+        if not carts:
+            print("no cartridges yet: make one with `homefire cartridge build NAME FILE...`")
+            return 0
+        print(f"{'NAME':<20} {'TOKENS':>7} {'SIZE':>9} {'KV':<5} {'MODEL':<16} STATUS")
+        for c in carts:
+            size = sum(f.stat().st_size for f in c.path.rglob("*") if f.is_file())
+            for part in c.chunks:
+                size += sum(f.stat().st_size for f in cartridges.load(part).path.rglob("*") if f.is_file())
+            kind = f" ({len(c.chunks)} chunks)" if c.chunks else ""
+            print(
+                f"{c.name:<20} {c.tokens:>7,} {size / 1e6:>6,.1f} MB {c.kv_type:<5} "
+                f"{c.manifest['model']['name']:<16} {cartridges.status(c)}{kind}"
+            )
+        return 0
+    if args.action == "info":
+        c = cartridges.load(args.name)
+        m = c.manifest
+        print(f"name:      {c.name}")
+        print(f"status:    {cartridges.status(c)}")
+        print(f"tokens:    {m['tokens']:,}" + (f" in {len(c.chunks)} chunks" if c.chunks else ""))
+        print(f"model:     {m['model']['name']} (sha256 {m['model']['sha256'][:12]}…)")
+        print(f"KV cache:  {m['type_k']}, flash attention {'on' if m['flash_attn'] else 'off'}, context {m['n_ctx']:,}")
+        print(f"made by:   llama-cpp-python {m['llama_cpp_python']}, {m['created']}")
+        if m.get("state"):
+            st = m["state"]
+            print(
+                f"state:     {st['bytes'] / 1e6:,.1f} MB ({st['bytes'] / m['tokens'] / 1e3:,.1f} KB/token), "
+                f"sha256 {st['sha256'][:12]}…"
+            )
+        for s in m["sources"]:
+            print(f"source:    {s['label']}  {s['path']}  ({s['bytes']:,} bytes)")
+        return 0
+    if args.action == "rm":
+        c = cartridges.remove(args.name)
+        print(f"removed cartridge {c.name}")
+        return 0
+    # build and rebuild
+    if args.action == "rebuild":
+        manifest = cartridges.load(args.name).manifest
+        args.model = args.model or manifest["model"]["name"]
+        args.kv = args.kv or manifest["type_k"]
+        args.ctx = max(args.ctx, manifest["n_ctx"])
+    else:
+        cartridges.check_name(args.name)
+        sources = cartridges.read_sources(args.paths)  # bad sources fail before the model loads
+    engine = _engine_for(args)
+    bar = _progress_bar(f"reading into {args.name}", unit="tokens")
+    started = time.monotonic()
+    if args.action == "rebuild":
+        cart = cartridges.rebuild(args.name, engine, bar)
+    else:
+        cart = cartridges.build(args.name, sources, engine, bar, chunk=args.chunk)
+    seconds = time.monotonic() - started
+    parts = f" in {len(cart.chunks)} chunks" if cart.chunks else ""
+    print(
+        f"cartridge {cart.name}: {cart.tokens:,} tokens{parts}, built in {seconds:.1f}s; "
+        f'ask with `homefire ask --cartridge {cart.name} "..."`'
+    )
     return 0
 
 
@@ -133,6 +223,12 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", help="model name from `homefire models list`, or a path to a .gguf file")
     p.add_argument("--ctx", type=int, default=4096, help="context size in tokens (default 4096)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument(
+        "--kv",
+        choices=("f16", "q8_0"),
+        default=None,
+        help="KV cache type (q8_0 halves cartridge size; runs with flash attention)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,7 +248,30 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--temperature", type=float, default=None, help="0 = greedy (default for models < 1B)")
     ask.add_argument("--seed", type=int, default=None)
     ask.add_argument("--json", action="store_true", help="print one JSON object with the text and stats")
+    ask.add_argument(
+        "--cartridge",
+        "-c",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="answer from a saved cartridge (repeat to combine several)",
+    )
     ask.set_defaults(func=cmd_ask)
+
+    cart = sub.add_parser("cartridge", help="build, list, inspect, rebuild or remove cartridges (saved contexts)")
+    csub = cart.add_subparsers(dest="action", required=True)
+    build = csub.add_parser("build", help="read documents once and save the model's state of them")
+    build.add_argument("name")
+    build.add_argument("paths", nargs="+", metavar="PATH", help="text/Markdown files, folders, or '-' for stdin")
+    build.add_argument("--chunk", action="store_true", help="split sources larger than the context into chunks")
+    rebuild = csub.add_parser("rebuild", help="build again from the same sources")
+    rebuild.add_argument("name")
+    for p in (build, rebuild):
+        _add_engine_options(p)
+    csub.add_parser("list", help="all cartridges and whether they are usable")
+    for action, text in (("info", "what a cartridge holds"), ("rm", "delete a cartridge")):
+        csub.add_parser(action, help=text).add_argument("name")
+    cart.set_defaults(func=cmd_cartridge)
 
     models = sub.add_parser("models", help="list, inspect, download, verify or remove models")
     msub = models.add_subparsers(dest="action", required=True)
@@ -171,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = ("chat", "ask", "models", "guard")
+_COMMANDS = ("chat", "ask", "models", "cartridge", "guard")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

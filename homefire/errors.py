@@ -31,6 +31,10 @@ class GuardError(HomefireError):
     """The prompt guard cannot run (its runtime, encoder or classifier file is missing or damaged)."""
 
 
+class CartridgeError(HomefireError):
+    """A cartridge cannot be built, or cannot be used as it is (stale, damaged, made differently)."""
+
+
 class Cancelled(HomefireError):
     """The user stopped an answer (Escape, Ctrl-C)."""
 

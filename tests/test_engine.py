@@ -91,7 +91,8 @@ def test_history_is_trimmed_oldest_first_and_system_kept(engine: Engine) -> None
         history.append({"role": "user", "content": f"Note number {i}: " + "blue sky " * 10})
         history.append({"role": "assistant", "content": f"Noted {i}."})
     history.append({"role": "user", "content": "What is the capital of France?"})
-    tokens, dropped = engine.fit(history, max_tokens=64)
+    tokens, dropped, prefix = engine.fit(history, max_tokens=64)
+    assert engine.detokenize(tokens[:prefix]).rstrip().endswith("You are a helpful assistant.")
     assert dropped > 0 and dropped % 2 == 0  # whole exchanges go
     assert len(tokens) <= engine.n_ctx - 64
     text = engine.detokenize(tokens)

@@ -9,14 +9,15 @@ evaluated, so follow-up questions start fast.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import llama_cpp as L
 
@@ -27,6 +28,9 @@ from ..models.gguf import read_gguf
 from .template import ChatTemplate
 
 Message = dict[str, Any]
+Progress = Callable[[int, int], None]
+
+KV_TYPES = {"f16": L.GGML_TYPE_F16, "q8_0": L.GGML_TYPE_Q8_0}
 
 _backend_lock = threading.Lock()
 _backend_ready = False
@@ -45,6 +49,12 @@ def _init_backend() -> None:
                 L.llama_log_set(_quiet, ctypes.c_void_p(0))
             L.llama_backend_init()
             _backend_ready = True
+
+
+class Prompt(NamedTuple):
+    tokens: list[int]
+    dropped: int  # old messages left out to fit the context
+    prefix: int  # how many leading tokens are the system prefix
 
 
 @dataclass
@@ -82,7 +92,7 @@ class Engine:
         n_threads: int | None = None,
         n_batch: int = 512,
         verify: bool = True,
-        flash_attn: bool = False,
+        kv_type: str = "f16",
     ):
         if not isinstance(model, store.Model):
             model = store.resolve(str(model) if model is not None else None)
@@ -106,7 +116,15 @@ class Engine:
         cparams.n_batch = cparams.n_ubatch = min(n_batch, cparams.n_ctx)
         cparams.n_seq_max = 1
         cparams.n_threads = cparams.n_threads_batch = self.n_threads
-        cparams.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else L.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        if kv_type not in KV_TYPES:
+            raise ModelError(f"unknown KV cache type '{kv_type}': use one of {', '.join(KV_TYPES)}")
+        self.kv_type = kv_type
+        # A quantized V cache needs flash attention in llama.cpp; f16 runs without it (faster here).
+        self.flash_attn = kv_type != "f16"
+        cparams.type_k = cparams.type_v = KV_TYPES[kv_type]
+        cparams.flash_attn_type = (
+            L.LLAMA_FLASH_ATTN_TYPE_ENABLED if self.flash_attn else L.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
         cparams.no_perf = True
         self._ctx = L.llama_init_from_model(self._model, cparams)
         if not self._ctx:
@@ -163,14 +181,41 @@ class Engine:
 
     # -- prompts ------------------------------------------------------------------------------
 
-    def prompt_tokens(self, messages: list[Message]) -> list[int]:
-        text = self.template.render(messages)
-        tokens = self.tokenize(text, special=True)
+    def system_prefix(self, system: Message) -> str | None:
+        """The template's text for a lone system message, if the template renders it as a prefix
+        of every conversation that starts with it (true of ChatML, Llama 3 and most others)."""
+        prefix = self.template.render([system], add_generation_prompt=False)
+        probe = self.template.render([system, {"role": "user", "content": "?"}])
+        return prefix if prefix and probe.startswith(prefix) else None
+
+    def _with_bos(self, tokens: list[int]) -> list[int]:
         if self._add_bos and self._bos >= 0 and (not tokens or tokens[0] != self._bos):
             tokens.insert(0, self._bos)
         return tokens
 
-    def fit(self, messages: list[Message], max_tokens: int) -> tuple[list[int], int]:
+    def prefix_tokens(self, system: Message) -> list[int] | None:
+        """The tokens every prompt starting with this system message begins with (see `prompt_tokens`)."""
+        prefix = self.system_prefix(system)
+        return self._with_bos(self.tokenize(prefix)) if prefix else None
+
+    def prompt_tokens(self, messages: list[Message]) -> list[int]:
+        return self._prompt(messages)[0]
+
+    def _prompt(self, messages: list[Message]) -> tuple[list[int], int]:
+        """The prompt as tokens, and how many of them are the system prefix.
+
+        A leading system message is tokenized on its own, so its tokens are the same whatever
+        follows, and it is evaluated as its own batches: its KV cache (or a saved cartridge of
+        it) can be reused, and a restored run computes exactly what a cold run computes.
+        """
+        text = self.template.render(messages)
+        prefix = self.system_prefix(messages[0]) if messages and messages[0]["role"] == "system" else None
+        if prefix and text.startswith(prefix):
+            head = self._with_bos(self.tokenize(prefix))
+            return head + self.tokenize(text[len(prefix) :]), len(head)
+        return self._with_bos(self.tokenize(text)), 0
+
+    def fit(self, messages: list[Message], max_tokens: int) -> Prompt:
         """Prompt tokens for the newest messages that fit, and how many old messages were dropped.
 
         System messages are never dropped; the oldest other messages go first. A last message
@@ -184,9 +229,9 @@ class Engine:
         rest = [m for m in messages[:-1] if m["role"] != "system"]
         dropped = 0
         while True:
-            tokens = self.prompt_tokens(system + rest + messages[-1:])
+            tokens, prefix = self._prompt(system + rest + messages[-1:])
             if len(tokens) <= budget:
-                return tokens, dropped
+                return Prompt(tokens, dropped, prefix)
             if not rest:
                 break
             # Drop a whole exchange at a time so the history never starts with an answer.
@@ -200,7 +245,9 @@ class Engine:
 
     # -- decoding -----------------------------------------------------------------------------
 
-    def _decode(self, tokens: list[int], cancel: threading.Event | None = None) -> None:
+    def _decode(
+        self, tokens: list[int], cancel: threading.Event | None = None, progress: Progress | None = None
+    ) -> None:
         """Evaluate tokens after what is cached, in batches; logits only for the last one."""
         for start in range(0, len(tokens), self.n_batch):
             if cancel is not None and cancel.is_set():
@@ -223,6 +270,8 @@ class Engine:
                 raise ModelError(f"llama.cpp failed to evaluate the prompt (code {rc}): try a shorter conversation")
             self._cached.extend(chunk)
             self._dirty = False
+            if progress is not None:
+                progress(start + len(chunk), len(tokens))
 
     def reset(self) -> None:
         """Forget the KV cache."""
@@ -230,8 +279,66 @@ class Engine:
         self._cached = []
         self._dirty = False
 
-    def _prefill(self, tokens: list[int], cancel: threading.Event | None) -> int:
-        """Make the KV cache hold exactly `tokens`, reusing the longest cached prefix; returns tokens evaluated."""
+    @property
+    def cached_tokens(self) -> list[int]:
+        """The tokens whose keys and values are in the KV cache now."""
+        return [] if self._dirty else list(self._cached)
+
+    def prefill(
+        self, tokens: list[int], cancel: threading.Event | None = None, progress: Progress | None = None
+    ) -> int:
+        """Make the KV cache hold exactly `tokens` (see `_prefill`), under the engine's lock."""
+        with self._busy():
+            return self._prefill(tokens, cancel, progress)
+
+    def save_state(self, path: Path) -> int:
+        """Save the KV cache and its tokens (sequence 0) to `path`; returns the bytes written."""
+        with self._busy():
+            if self._dirty or not self._cached:
+                raise ModelError("nothing to save: the KV cache is empty")
+            arr = (L.llama_token * len(self._cached))(*self._cached)
+            written = L.llama_state_seq_save_file(self._ctx, str(path).encode(), 0, arr, len(self._cached))
+            if written == 0:
+                raise ModelError(f"llama.cpp could not write {path}: check the disk has room")
+            return int(written)
+
+    def state_size(self) -> int:
+        """Bytes a saved state of the KV cache would take now."""
+        return int(L.llama_state_seq_get_size(self._ctx, 0))
+
+    def load_state(self, path: Path) -> list[int]:
+        """Replace the KV cache with a saved one; returns its tokens. The cache is empty if it fails."""
+        with self._busy():
+            self.reset()
+            arr = (L.llama_token * self.n_ctx)()
+            count = ctypes.c_size_t(0)
+            read = L.llama_state_seq_load_file(self._ctx, str(path).encode(), 0, arr, self.n_ctx, ctypes.byref(count))
+            if read == 0:
+                self.reset()
+                raise ModelError(f"llama.cpp could not restore {path}: the file is damaged or was made differently")
+            self._cached = list(arr[: count.value])
+            return list(self._cached)
+
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        if not self._lock.acquire(blocking=False):
+            raise ModelError("the model is busy with another answer: wait for it or stop it first")
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def _prefill(
+        self,
+        tokens: list[int],
+        cancel: threading.Event | None,
+        progress: Progress | None = None,
+        boundary: int = 0,
+    ) -> int:
+        """Make the KV cache hold exactly `tokens`, reusing the longest cached prefix; returns tokens evaluated.
+
+        Tokens before `boundary` (the system prefix) and after it are evaluated as separate batches.
+        """
         if self._dirty:
             self.reset()
         keep = 0
@@ -239,14 +346,18 @@ class Engine:
             if a != b:
                 break
             keep += 1
-        keep = min(keep, len(tokens) - 1)  # the last prompt token is always evaluated, for its logits
+        keep = min(keep, len(tokens) - 1)  # the last token is always evaluated, so its logits are fresh
         if keep < len(self._cached):
             if not L.llama_memory_seq_rm(self._mem, 0, keep, -1):
                 self.reset()
                 keep = 0
             else:
                 del self._cached[keep:]
-        self._decode(tokens[keep:], cancel)
+        if keep < boundary < len(tokens):
+            self._decode(tokens[keep:boundary], cancel, progress)
+            self._decode(tokens[boundary:], cancel)
+        else:
+            self._decode(tokens[keep:], cancel, progress)
         return len(tokens) - keep
 
     def _sampler(self, s: GenerationSettings) -> Any:
@@ -281,18 +392,19 @@ class Engine:
         Setting `cancel` stops at the next token (finish_reason "cancelled"); what was
         generated so far has already been yielded.
         """
-        s = settings or GenerationSettings()
-        if not self._lock.acquire(blocking=False):
-            raise ModelError("the model is busy with another answer: wait for it or stop it first")
+        with self._busy():
+            yield from self._stream(messages, settings or GenerationSettings(), cancel)
+
+    def _stream(self, messages: list[Message], s: GenerationSettings, cancel: threading.Event | None) -> Iterator[str]:
         stats = TurnStats()
         self.last_stats = stats
         chain = None
         t0 = time.perf_counter()
         try:
-            tokens, stats.dropped_messages = self.fit(messages, s.max_tokens)
-            stats.prompt_tokens = len(tokens)
+            prompt = self.fit(messages, s.max_tokens)
+            stats.prompt_tokens, stats.dropped_messages = len(prompt.tokens), prompt.dropped
             try:
-                stats.prompt_tokens_evaluated = self._prefill(tokens, cancel)
+                stats.prompt_tokens_evaluated = self._prefill(prompt.tokens, cancel, boundary=prompt.prefix)
             except Cancelled:
                 stats.finish_reason = "cancelled"
                 return
@@ -336,7 +448,6 @@ class Engine:
             stats.total_s = stats.total_s or time.perf_counter() - t0
             if chain is not None:
                 L.llama_sampler_free(chain)
-            self._lock.release()
 
     def generate(self, messages: list[Message], settings: GenerationSettings | None = None) -> str:
         return "".join(self.stream(messages, settings))
