@@ -51,7 +51,7 @@ LONG = (
     "migration to the new database, and test a lower price tier for small businesses. Please write a summary in "
     "five bullet points, a short paragraph on risks, and three questions the board is likely to ask about the "
     "numbers, the Lisbon office and the price tier, keeping the tone neutral and the language plain. "
-) * 2  # ~300 tokens
+) * 2  # ~360 tokens
 
 
 def keyword_blocks(text: str) -> bool:
@@ -75,12 +75,13 @@ def latency(fn, text: str, runs: int) -> tuple[float, float]:  # type: ignore[no
 
 
 def guard_rss_mb() -> float:
-    """Extra peak RSS from loading the guard and checking one prompt, in a fresh process."""
+    """Resident memory the guard adds once loaded and warmed up (short and long prompt), in a fresh process."""
     code = (
-        "import resource; from homefire.guard import Guard; import numpy;"
-        "a = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-        "g = Guard(); g.check('hello there'); g.check(" + repr(LONG) + ");"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - a) / 1024)"
+        "import numpy, onnxruntime, tokenizers\n"
+        "def rss(): return int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) / 1024\n"
+        "from homefire.guard import Guard\n"
+        "a = rss(); g = Guard(); g.check('hello there'); g.check(" + repr(LONG) + ")\n"
+        "print(rss() - a)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     return float(out.stdout.strip())
@@ -134,8 +135,7 @@ def main() -> int:
         "short": (latency(guard.check, SHORT, 200), latency(keyword_blocks, SHORT, 200)),
         "long": (latency(guard.check, LONG, 50), latency(keyword_blocks, LONG, 50)),
     }
-    tokens = {k: len(guard.encoder.chunks(normalize(v))[0]) for k, v in (("short", SHORT), ("long", LONG[:2000]))}
-    long_tokens = sum(len(c) for c in guard.encoder.chunks(normalize(LONG)))
+    tokens = {k: len(guard.encoder.tokenizer.encode(v).ids) for k, v in (("short", SHORT), ("long", LONG))}
     rss = guard_rss_mb()
 
     print(f"\nhomefire guard ({args.strictness}) vs keyword blocklist")
@@ -149,9 +149,9 @@ def main() -> int:
     print()
     print(f"latency (1 thread)        {'guard p50/p95':>16}  {'keywords p50/p95':>18}")
     for key, ((g50, g95), (k50, k95)) in lat.items():
-        n_tok = tokens["short"] if key == "short" else long_tokens
+        n_tok = tokens[key]
         print(f"{key:<5} (~{n_tok} tokens)       {g50:>7.2f}/{g95:<7.2f} ms  {k50:>8.3f}/{k95:<8.3f} ms")
-    print(f"guard peak RSS added: {rss:.0f} MB")
+    print(f"guard resident memory added (loaded, after a long prompt): {rss:.0f} MB")
     out = {
         "bench": "guard",
         "strictness": args.strictness,
@@ -160,7 +160,7 @@ def main() -> int:
             k: {"guard_p50": round(g50, 3), "guard_p95": round(g95, 3), "keywords_p50": round(k50, 4)}
             for k, ((g50, g95), (k50, _)) in lat.items()
         },
-        "tokens": {"short": tokens["short"], "long": long_tokens},
+        "tokens": tokens,
         "rss_mb": round(rss, 1),
         "per_source": {name: {"n": n, "guard": round(g, 4), "keywords": round(k, 4)} for name, _, n, g, k in rows},
     }
