@@ -121,3 +121,54 @@ async def send_while_not_ready(pilot) -> None:  # type: ignore[no-untyped-def]
     await asyncio.sleep(0.05)
     assert pilot.app.query_one("#prompt", Input).value == "hello"  # kept, not lost
     assert not pilot.app.query(ChatMessage)
+
+
+async def test_cartridge_picker_attaches_and_status_shows_it(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from homefire.app.screens import CartridgePicker
+    from homefire.engine import cartridge as C
+
+    note = tmp_path / "note.md"
+    note.write_text("The wifi password is kettle-42.\n")
+    C.build("note", [note], engine)
+    assistant = Assistant(engine, settings=GenerationSettings(temperature=0, max_tokens=30))
+    app = HomefireApp(assistant=assistant)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, CartridgePicker))
+        await pilot.press("space", "a")
+        await wait_for(pilot, lambda: [c.name for c in assistant.cartridges] == ["note"])
+        await wait_for(pilot, lambda: "cartridge note" in status(app))
+        await send(pilot, "According to the document, what is the wifi password?")
+        await wait_for(pilot, lambda: not app.answering)
+        assert "kettle" in app.query(ChatMessage)[-1].text.lower()
+        assert assistant.last_stats is not None and assistant.last_stats.prompt_tokens_evaluated < 40
+        # Detach: select nothing.
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, CartridgePicker))
+        await pilot.press("space", "a")
+        await wait_for(pilot, lambda: not assistant.cartridges and "cartridge" not in status(app))
+
+
+async def test_cartridge_picker_cancel_and_stale_refusal(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from homefire.app.screens import CartridgePicker
+    from homefire.engine import cartridge as C
+
+    note = tmp_path / "note.md"
+    note.write_text("The spare key is under the blue flowerpot.\n")
+    C.build("keys", [note], engine)
+    note.write_text("The spare key is with the neighbour.\n")
+    assistant = Assistant(engine)
+    app = HomefireApp(assistant=assistant)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, CartridgePicker))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, CartridgePicker))
+        assert not assistant.cartridges
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, CartridgePicker))
+        await pilot.press("space", "a")
+        await wait_for(pilot, lambda: app._state == "ready" and not isinstance(app.screen, CartridgePicker))
+        await pilot.pause(0.2)
+        assert not assistant.cartridges  # a stale cartridge is refused, not used
+        assert any("stale" in str(n.message) for n in app._notifications)

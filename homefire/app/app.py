@@ -29,6 +29,7 @@ class HomefireApp(App[None]):
     BINDINGS = [
         Binding("escape", "stop", "Stop answer", show=True),
         Binding("ctrl+n", "new_chat", "New chat", show=True),
+        Binding("ctrl+o", "cartridges", "Cartridges", show=True, priority=True),
         Binding("ctrl+q", "quit", "Quit", show=True),
     ]
 
@@ -46,6 +47,11 @@ class HomefireApp(App[None]):
         def __init__(self, error: str | None = None) -> None:
             super().__init__()
             self.error = error
+
+    class Attached(Message):
+        def __init__(self, names: list[str], error: str | None = None) -> None:
+            super().__init__()
+            self.names, self.error = names, error
 
     def __init__(
         self,
@@ -66,6 +72,7 @@ class HomefireApp(App[None]):
         self._reply: ChatMessage | None = None
         self._started = 0.0
         self._pieces = 0
+        self._state = "ready"
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="transcript"):
@@ -87,7 +94,10 @@ class HomefireApp(App[None]):
         return self.assistant is not None
 
     def _status(self, state: str, detail: str = "") -> None:
-        self.query_one(StatusLine).show(self.model_name, state, detail)
+        self._state = state
+        names = [c.name for c in self.assistant.cartridges] if self.assistant else []
+        cartridges = f"cartridge {'+'.join(names)}" if names else ""
+        self.query_one(StatusLine).show(self.model_name, state, " · ".join(p for p in (cartridges, detail) if p))
 
     @work(thread=True, exclusive=True, group="model")
     def load_model(self) -> None:
@@ -177,6 +187,49 @@ class HomefireApp(App[None]):
                 f" · {stats.completion_tokens} tokens"
             )
         self._status("stopped" if stats and stats.finish_reason == "cancelled" else "ready", detail)
+
+    def action_cartridges(self) -> None:
+        from ..engine import cartridge as cartridges
+        from .screens import CartridgePicker
+
+        if not self.ready or self.answering:
+            self.notify("Wait for the model to be ready (or stop the answer) to change cartridges.")
+            return
+        assert self.assistant is not None
+        attached = {c.name for c in self.assistant.cartridges}
+        rows = [
+            (c.name, f"{c.tokens:,} tokens · {c.kv_type} · {cartridges.status(c)}", c.name in attached)
+            for c in cartridges.all_cartridges()
+        ]
+
+        def chosen(names: list[str] | None) -> None:
+            if names is not None:
+                self._status("loading cartridges…")
+                self.attach_cartridges(names)
+
+        self.push_screen(CartridgePicker(rows), chosen)
+
+    @work(thread=True, exclusive=True, group="model")
+    def attach_cartridges(self, names: list[str]) -> None:
+        assert self.assistant is not None
+        try:
+            if names:
+                self.assistant.attach(names)
+            else:
+                self.assistant.detach()
+        except HomefireError as exc:
+            self.post_message(self.Attached(names, str(exc)))
+            return
+        self.post_message(self.Attached(names))
+
+    def on_homefire_app_attached(self, event: Attached) -> None:
+        if event.error:
+            self.notify(event.error, severity="error", timeout=10)
+        elif event.names:
+            self.notify(f"Answering from {', '.join(event.names)}.")
+        else:
+            self.notify("No cartridge: answering from the model alone.")
+        self._status("ready")
 
     def action_stop(self) -> None:
         if self.answering:
