@@ -1,18 +1,55 @@
-"""One conversation turn, and the only place the parts meet: (guard ->) (recall ->) engine (-> memory).
+"""One conversation turn, and the only place the parts meet: guard -> (recall ->) engine (-> memory).
 
-The guard and memory plug in here as they arrive; the CLI and the TUI only ever call this.
+The CLI and the TUI only ever call this. Memory plugs in here when it arrives.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .config import DEFAULT_SYSTEM_PROMPT, GenerationSettings
 from .engine import Engine, Message, TurnStats
 from .engine import cartridge as cartridges
-from .errors import PromptError
+from .errors import GuardError, PromptError
+
+if TYPE_CHECKING:
+    from .guard import Guard, Verdict
+
+GUARD_LEVELS = ("relaxed", "normal", "strict", "off")
+
+
+def guard_level(given: str | None = None) -> str:
+    """The guard level asked for: the option given, else $HOMEFIRE_GUARD, else normal."""
+    level = (given or os.environ.get("HOMEFIRE_GUARD") or "normal").lower()
+    if level not in GUARD_LEVELS:
+        raise GuardError(f"unknown guard level '{level}': use one of {', '.join(GUARD_LEVELS)}")
+    return level
+
+
+def load_guard(level: str | None = None) -> Guard | None:
+    """The prompt guard at this level, or None when it was explicitly turned off."""
+    level = guard_level(level)
+    if level == "off":
+        return None
+    from .guard import Guard
+
+    try:
+        return Guard(strictness=level)
+    except GuardError as exc:
+        raise GuardError(f"{exc} — or run with --guard off to go on without the guard") from exc
+
+
+def refusal(verdict: Verdict) -> str:
+    """What the user reads instead of an answer: short, respectful, and how to go on."""
+    return (
+        f"I won't answer that one. {verdict.reason} "
+        "If you meant something harmless, please rephrase it (saying what it is for helps); "
+        "type /why for the guard's details."
+    )
 
 
 @dataclass
@@ -23,8 +60,9 @@ class Conversation:
     messages: list[Message] = field(default_factory=list)
 
     def for_model(self) -> list[Message]:
+        """What the model sees: never a blocked prompt nor its refusal, and only role and text."""
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        return system + self.messages
+        return system + [{"role": m["role"], "content": m["content"]} for m in self.messages if not m.get("blocked")]
 
 
 class Assistant:
@@ -33,13 +71,36 @@ class Assistant:
         engine: Engine,
         system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
         settings: GenerationSettings | None = None,
+        guard: Guard | None = None,
     ):
+        """guard=None means no guard: callers load one with `load_guard` unless the user turned it off."""
         self.engine = engine
+        self.guard = guard
+        self.last_verdict: Verdict | None = None
         self.settings = settings or GenerationSettings()
         self.system_prompt = system_prompt or ""
         self.conversation = Conversation(self.system_prompt)
         self.cartridges: list[cartridges.Cartridge] = []
         self.last_stats: TurnStats | None = None
+
+    def explain(self) -> str:
+        """The guard's reasoning on the latest user message, in Markdown (the TUI's /why)."""
+        if self.guard is None:
+            return "The guard is **off**: prompts go to the model unchecked."
+        for m in reversed(self.conversation.messages):
+            if m["role"] == "user" and m.get("verdict"):
+                v = m["verdict"]
+                scores = ", ".join(
+                    f"{label} {score:.2f} (blocks at {self.guard.thresholds[label]:.2f})"
+                    for label, score in v["scores"].items()
+                )
+                decision = "blocked" if not v["allowed"] else "allowed"
+                extra = f" Category: {v['category']}." if v["category"] else ""
+                return (
+                    f"**Guard ({self.guard.strictness})** {decision} “{m['content'][:80]}” "
+                    f"in {v['latency_ms']:.1f} ms. Scores: {scores}.{extra} {v['reason']}"
+                )
+        return "Nothing checked yet in this conversation."
 
     def new_conversation(self) -> None:
         self.conversation = Conversation(self.conversation.system_prompt)
@@ -63,11 +124,23 @@ class Assistant:
         if not text:
             raise PromptError("the message is empty: type a question first")
         conv = self.conversation
+        # A message that can never fit is said to be too long, whatever the guard would make of it.
+        self.engine.fit(
+            Conversation(conv.system_prompt, [{"role": "user", "content": text}]).for_model(), self.settings.max_tokens
+        )
+        # The guard decides before the model sees anything; a blocked prompt never reaches it.
+        verdict = self.guard.check(text) if self.guard is not None else None
+        self.last_verdict = verdict
+        if verdict is not None and not verdict.allowed:
+            self.last_stats = None
+            conv.messages.append({"role": "user", "content": text, "verdict": verdict.as_dict(), "blocked": True})
+            conv.messages.append({"role": "assistant", "content": refusal(verdict), "blocked": True})
+            return
         if self.cartridges:
             # The documents become the system prompt; their KV state comes from disk, not a re-read.
             chosen = cartridges.expand(self.cartridges, text, self.engine)
             conv.system_prompt = cartridges.activate(self.engine, chosen)["content"]
-        conv.messages.append({"role": "user", "content": text})
+        conv.messages.append({"role": "user", "content": text, "verdict": verdict.as_dict() if verdict else None})
         pieces: list[str] = []
         rejected = False
         try:

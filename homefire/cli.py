@@ -47,12 +47,13 @@ def _read_question(words: list[str]) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from .assistant import Assistant
+    from .assistant import Assistant, load_guard
 
     question = _read_question(args.question)
     settings = config.GenerationSettings(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
+    guard = load_guard(args.guard)
     engine = _engine_for(args, args.cartridge)
-    assistant = Assistant(engine, system_prompt=args.system, settings=settings)
+    assistant = Assistant(engine, system_prompt=args.system, settings=settings, guard=guard)
     if args.cartridge:
         assistant.attach(args.cartridge)
     pieces: list[str] = []
@@ -68,6 +69,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         print("homefire: stopped", file=sys.stderr)
         return 130
+    verdict = assistant.last_verdict
+    if verdict is not None and not verdict.allowed:
+        if args.json:
+            print(json.dumps({"blocked": True, "text": "", "model": engine.model.name, "verdict": verdict.as_dict()}))
+        print(
+            f"homefire: not answered: {verdict.reason} Rephrase it if it was harmless "
+            f"(`homefire guard check --json` shows the scores).",
+            file=sys.stderr,
+        )
+        return 3
     stats = assistant.last_stats
     if args.json:
         out = {"text": "".join(pieces), "model": engine.model.name, **(stats.as_dict() if stats else {})}
@@ -141,14 +152,23 @@ def cmd_cartridge(args: argparse.Namespace) -> int:
     else:
         cartridges.check_name(args.name)
         sources = cartridges.read_sources(args.paths)  # bad sources fail before the model loads
+    from .assistant import load_guard
+
+    guard = load_guard(args.guard)
     engine = _engine_for(args)
     bar = _progress_bar(f"reading into {args.name}", unit="tokens")
     started = time.monotonic()
     if args.action == "rebuild":
-        cart = cartridges.rebuild(args.name, engine, bar)
+        cart = cartridges.rebuild(args.name, engine, bar, guard=guard)
     else:
-        cart = cartridges.build(args.name, sources, engine, bar, chunk=args.chunk)
+        cart = cartridges.build(args.name, sources, engine, bar, chunk=args.chunk, guard=guard)
     seconds = time.monotonic() - started
+    for flag in cart.manifest.get("guard_flags", []):
+        print(
+            f"homefire: note: the guard flags {flag['source']} as {flag['label']} ({flag['score']:.2f}); "
+            "it is kept as reference data, and the model is told not to follow instructions in it",
+            file=sys.stderr,
+        )
     parts = f" in {len(cart.chunks)} chunks" if cart.chunks else ""
     print(
         f"cartridge {cart.name}: {cart.tokens:,} tokens{parts}, built in {seconds:.1f}s; "
@@ -214,8 +234,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from .app import run_app
+    from .assistant import guard_level
 
-    run_app(model=args.model, n_ctx=args.ctx, n_threads=args.threads)
+    run_app(model=args.model, n_ctx=args.ctx, n_threads=args.threads, guard=guard_level(args.guard))
     return 0
 
 
@@ -223,6 +244,12 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", help="model name from `homefire models list`, or a path to a .gguf file")
     p.add_argument("--ctx", type=int, default=4096, help="context size in tokens (default 4096)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument(
+        "--guard",
+        choices=("relaxed", "normal", "strict", "off"),
+        default=None,
+        help="prompt guard strictness; 'off' turns it off (default: $HOMEFIRE_GUARD or normal)",
+    )
     p.add_argument(
         "--kv",
         choices=("f16", "q8_0"),

@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.widgets import Input, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
-from ..assistant import Assistant
+from ..assistant import Assistant, load_guard, refusal
 from ..config import GenerationSettings
 from ..errors import HomefireError
 from .widgets import ChatMessage, StatusLine
@@ -60,9 +60,12 @@ class HomefireApp(App[None]):
         n_threads: int | None = None,
         settings: GenerationSettings | None = None,
         assistant: Assistant | None = None,
+        guard: str = "normal",
     ) -> None:
         super().__init__()
         self.model_spec, self.n_ctx, self.n_threads = model, n_ctx, n_threads
+        # With a ready-made assistant, its guard (or none) is what runs.
+        self.guard_level = guard if assistant is None else (assistant.guard.strictness if assistant.guard else "off")
         self.settings = settings or GenerationSettings()
         self.assistant: Assistant | None = assistant
         self.model_name = str(model or "smollm2-135m") if assistant is None else assistant.engine.model.name
@@ -73,6 +76,7 @@ class HomefireApp(App[None]):
         self._started = 0.0
         self._pieces = 0
         self._state = "ready"
+        self._asked: ChatMessage | None = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="transcript"):
@@ -97,18 +101,21 @@ class HomefireApp(App[None]):
         self._state = state
         names = [c.name for c in self.assistant.cartridges] if self.assistant else []
         cartridges = f"cartridge {'+'.join(names)}" if names else ""
-        self.query_one(StatusLine).show(self.model_name, state, " · ".join(p for p in (cartridges, detail) if p))
+        guard = {"off": "GUARD OFF", "normal": ""}.get(self.guard_level, f"guard {self.guard_level}")
+        parts = (guard, cartridges, detail)
+        self.query_one(StatusLine).show(self.model_name, state, " · ".join(p for p in parts if p))
 
     @work(thread=True, exclusive=True, group="model")
     def load_model(self) -> None:
         from ..engine import Engine
 
         try:
+            guard = load_guard(self.guard_level)
             engine = Engine(self.model_spec, n_ctx=self.n_ctx, n_threads=self.n_threads)
         except HomefireError as exc:
             self.post_message(self.Loaded(None, str(exc)))
             return
-        self.post_message(self.Loaded(Assistant(engine, settings=self.settings)))
+        self.post_message(self.Loaded(Assistant(engine, settings=self.settings, guard=guard)))
 
     def on_homefire_app_loaded(self, event: Loaded) -> None:
         if event.error:
@@ -125,6 +132,11 @@ class HomefireApp(App[None]):
         text = event.value.strip()
         if not text:
             return
+        if text == "/why":
+            event.input.value = ""
+            note = self.assistant.explain() if self.assistant else "The model is still loading."
+            await self.query_one("#transcript", VerticalScroll).mount(ChatMessage("note", note))
+            return
         if self.answering:
             self.notify("Still answering: press Esc to stop it first.")
             return
@@ -133,7 +145,8 @@ class HomefireApp(App[None]):
             return
         event.input.value = ""
         transcript = self.query_one("#transcript", VerticalScroll)
-        await transcript.mount(ChatMessage("user", text))
+        self._asked = ChatMessage("user", text)
+        await transcript.mount(self._asked)
         self._reply = ChatMessage("assistant")
         await transcript.mount(self._reply)
         transcript.anchor()
@@ -178,6 +191,19 @@ class HomefireApp(App[None]):
                 await reply.markdown.update(event.error)
             self._status("ready")
             self.notify(event.error, severity="error")
+            return
+        verdict = self.assistant.last_verdict if self.assistant else None
+        if verdict is not None and self._asked is not None:
+            self._asked.set_badge(
+                f"guard ✓ {verdict.latency_ms:.0f} ms"
+                if verdict.allowed
+                else f"⛔ not sent to the model: {verdict.label} {verdict.score:.2f}"
+            )
+        if verdict is not None and not verdict.allowed and reply is not None:
+            reply.set_classes("message blocked")
+            reply.text = refusal(verdict)
+            await reply.markdown.update(reply.text)
+            self._status("ready", "blocked by the guard")
             return
         stats = self.assistant.last_stats if self.assistant else None
         detail = ""
@@ -249,5 +275,7 @@ class HomefireApp(App[None]):
         return list(self.query(ChatMessage))
 
 
-def run_app(model: str | Path | None = None, n_ctx: int = 4096, n_threads: int | None = None) -> None:
-    HomefireApp(model=model, n_ctx=n_ctx, n_threads=n_threads).run()
+def run_app(
+    model: str | Path | None = None, n_ctx: int = 4096, n_threads: int | None = None, guard: str = "normal"
+) -> None:
+    HomefireApp(model=model, n_ctx=n_ctx, n_threads=n_threads, guard=guard).run()

@@ -17,10 +17,21 @@ class ChatMessage(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Markdown(self.text)
+        yield Static("", classes="badge")
 
     @property
     def markdown(self) -> Markdown:
         return self.query_one(Markdown)
+
+    @property
+    def badge(self) -> str:
+        return str(self.query_one(".badge", Static).render())
+
+    def set_badge(self, text: str) -> None:
+        """A one-line note under the message (the guard's verdict on a prompt)."""
+        badge = self.query_one(".badge", Static)
+        badge.update(text)
+        badge.add_class("shown")
 
 
 class StatusLine(Static):

@@ -478,12 +478,15 @@ def build(
     progress: Progress | None = None,
     chunk: bool = False,
     stdin: str | None = None,
+    guard: Any = None,
 ) -> Cartridge:
     """Read the sources, prefill them once, and save the state as cartridge NAME.
 
     With chunk=True, sources larger than the context become several chunk cartridges
     (NAME~1, NAME~2, …) under one NAME; questions then use the chunks that match them best.
-    `paths` may also be sources already read with `read_sources`.
+    `paths` may also be sources already read with `read_sources`. With a `guard`, each
+    source is checked and any it flags (e.g. instructions planted in a document) are listed
+    in the manifest's guard_flags: flagged, not refused, since the text is read as data.
     """
     check_name(name)
     sources: list[Source] = [p for p in paths if isinstance(p, Source)]
@@ -492,7 +495,14 @@ def build(
     with _build_lock(name):
         documents = "".join(document_block(s.label, s.text) for s in sources)
         whole = len(_prefix_tokens(engine, [documents]))
-        extra = {"chunked": chunk}
+        flags = []
+        for src in sources if guard is not None else []:
+            verdict = guard.check(src.text)
+            if not verdict.allowed:
+                flags.append(
+                    {"source": src.label, "label": verdict.label, "score": verdict.score, "category": verdict.category}
+                )
+        extra = {"chunked": chunk, "guard_flags": flags}
         if not chunk or whole <= engine.n_ctx - ANSWER_ROOM:
             for old in cartridges_dir().glob(f"{name}~*"):
                 shutil.rmtree(old, ignore_errors=True)
@@ -541,7 +551,7 @@ def build(
         return load(name)
 
 
-def rebuild(name: str, engine: Engine, progress: Progress | None = None) -> Cartridge:
+def rebuild(name: str, engine: Engine, progress: Progress | None = None, guard: Any = None) -> Cartridge:
     cart = load(name)
     paths = [s["path"] for s in cart.manifest["sources"]]
     if "-" in paths:
@@ -549,7 +559,7 @@ def rebuild(name: str, engine: Engine, progress: Progress | None = None) -> Cart
             f"cartridge '{name}' was built from stdin, which cannot be read again: "
             f"build it anew with `homefire cartridge build {name} -`"
         )
-    return build(name, paths, engine, progress, chunk=bool(cart.manifest.get("chunked")))
+    return build(name, paths, engine, progress, chunk=bool(cart.manifest.get("chunked")), guard=guard)
 
 
 def remove(name: str) -> Cartridge:
