@@ -39,3 +39,7 @@ class Cancelled(HomefireError):
     """The user stopped an answer (Escape, Ctrl-C)."""
 
     exit_code = 130
+
+
+class MemoryStoreError(HomefireError):
+    """The memory database cannot be used (busy, damaged, newer than this homefire, disk full) or input is bad."""

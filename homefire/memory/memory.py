@@ -1,0 +1,346 @@
+"""What the assistant remembers, over the Store: hybrid search, long-term facts, recall, import and export.
+
+Vectors come from the guard's MiniLM encoder (one encoder per process: pass the guard's in).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import MemoryStoreError
+from . import facts as rules
+from .store import Store
+
+if TYPE_CHECKING:
+    from ..guard.encoder import Encoder
+
+RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al.): dampens the weight of the very top ranks
+MIN_SIMILARITY = 0.25  # cosine below this is noise for MiniLM: unrelated sentences sit around 0-0.15
+DUPLICATE_SIMILARITY = 0.9  # a new fact this close to an old one updates it rather than adding a second
+RECALL_SIMILARITY = 0.3  # a fact at least this close to the question goes into the prompt
+FACTS_HEADER = "What the user has told you about themselves (use it only when it is relevant):"
+
+
+@dataclass
+class Hit:
+    """One search result: a message in a conversation, with a highlighted snippet."""
+
+    conversation_id: int
+    title: str
+    message_id: int
+    role: str
+    date: str
+    snippet: str
+    score: float
+
+
+@dataclass
+class Fact:
+    id: int
+    text: str
+    pinned: bool = False
+    similarity: float = 0.0
+
+
+class Memory:
+    """The memory of one data dir. `Memory()` opens `<data dir>/memory.db`."""
+
+    def __init__(self, store: Store | None = None, encoder: Encoder | None = None) -> None:
+        self.store = store or Store()
+        self._encoder = encoder
+        self._cache: dict[str, tuple[int, int, np.ndarray, np.ndarray]] = {}
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            from ..guard.encoder import Encoder
+
+            self._encoder = Encoder(threads=1)
+        return self._encoder
+
+    def use_encoder(self, encoder: Encoder) -> None:
+        """Share an encoder already loaded (the guard's) instead of loading a second copy."""
+        self._encoder = encoder
+
+    def close(self) -> None:
+        self.store.close()
+
+    # vectors ---------------------------------------------------------------------------------
+
+    def embed(self, text: str) -> np.ndarray:
+        """One vector per encoder chunk of `text`, L2-normalised."""
+        return self.encoder.embed(text)
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        v = self.embed(text).mean(axis=0)
+        return np.asarray(v / max(float(np.linalg.norm(v)), 1e-12), dtype=np.float32)
+
+    def index(self, limit: int = 500) -> int:
+        """Embed complete messages and facts that have no vector yet (after a crash, an import, an edit)."""
+        done = 0
+        for kind in ("message", "fact"):
+            for item, text in self.store.unembedded(kind, limit):
+                vectors = self.embed(text)
+                if kind == "message":
+                    self.store.set_vectors(vectors, message_id=item)
+                else:
+                    self.store.set_vectors(vectors, fact_id=item)
+                done += 1
+        return done
+
+    def _matrix(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """All vectors of one kind, cached in memory and topped up with only the rows added since."""
+        count, last = self.store.vector_stats(kind)
+        cached = self._cache.get(kind)
+        if cached is not None and cached[:2] == (count, last):
+            return cached[2], cached[3]
+        if cached is not None and count > cached[0]:
+            new_ids, new_rows, new_last = self.store.vectors(kind, after=cached[1])
+            if cached[0] + len(new_ids) == count:  # only additions since: no need to read everything again
+                ids = np.concatenate([cached[2], new_ids])
+                matrix = np.vstack([cached[3], new_rows]) if len(cached[3]) else new_rows
+                self._cache[kind] = (count, new_last, ids, matrix)
+                return ids, matrix
+        ids, matrix, last = self.store.vectors(kind)
+        self._cache[kind] = (count, last, ids, matrix)
+        return ids, matrix
+
+    def _nearest(self, kind: str, query: np.ndarray, limit: int) -> list[tuple[int, float]]:
+        ids, matrix = self._matrix(kind)
+        if not len(ids):
+            return []
+        sims = matrix @ query
+        best: dict[int, float] = {}
+        # Several chunks per item: the item scores as its best chunk.
+        for i in np.argsort(-sims)[: limit * 4]:
+            item = int(ids[i])
+            if item not in best:
+                best[item] = float(sims[i])
+        return sorted(best.items(), key=lambda kv: -kv[1])[:limit]
+
+    # search ----------------------------------------------------------------------------------
+
+    def search(
+        self, query: str, limit: int = 10, mode: str = "hybrid", mark: tuple[str, str] = ("[", "]")
+    ) -> list[Hit]:
+        """Messages matching `query`: full text (FTS5) and vector similarity fused by reciprocal rank."""
+        query = query.strip()
+        if not query:
+            raise MemoryStoreError('the search is empty: try `homefire history search "peanuts"`')
+        pool = max(limit * 5, 50)
+        text_hits = self.store.search_text(query, pool, mark) if mode in ("hybrid", "text") else []
+        vector_hits: list[tuple[int, float]] = []
+        if mode in ("hybrid", "vector"):
+            self.index()
+            vector_hits = [
+                h for h in self._nearest("message", self._query_vector(query), pool) if h[1] >= MIN_SIMILARITY
+            ]
+        scores: dict[int, float] = {}
+        for rank, (mid, _) in enumerate(text_hits):
+            scores[mid] = scores.get(mid, 0.0) + 1.0 / (RRF_K + rank + 1)
+        for rank, (mid, _) in enumerate(vector_hits):
+            scores[mid] = scores.get(mid, 0.0) + 1.0 / (RRF_K + rank + 1)
+        snippets = dict(text_hits)
+        hits: list[Hit] = []
+        titles: dict[int, str] = {}
+        for mid, score in sorted(scores.items(), key=lambda kv: -kv[1]):
+            msg = self.store.message(mid)
+            if msg is None:  # deleted since it was embedded
+                continue
+            cid = msg["conversation_id"]
+            if cid not in titles:
+                titles[cid] = self.store.conversation(cid)["title"]
+            snippet = snippets.get(mid) or _highlight(msg["text"], query, mark)
+            hits.append(Hit(cid, titles[cid], mid, msg["role"], msg["created"][:10], snippet, score))
+            if len(hits) >= limit:
+                break
+        return hits
+
+    # facts -----------------------------------------------------------------------------------
+
+    def remember(self, text: str, source_message_id: int | None = None, pinned: bool = False) -> tuple[Fact, str]:
+        """Keep a fact: 'added', or 'updated' an old one about the same thing, or 'known' already."""
+        text = text.strip()
+        if not text:
+            raise MemoryStoreError("there is nothing to remember: say what, e.g. /remember my server is at home.lan")
+        if len(text) > 2000:
+            raise MemoryStoreError("that is too long to keep as a fact (at most 2,000 characters)")
+        existing = self.store.facts()
+        key = rules.normalized(text)
+        for f in existing:
+            if rules.normalized(f["text"]) == key:
+                if pinned and not f["pinned"]:
+                    self.store.update_fact(f["id"], pinned=True)
+                return Fact(f["id"], f["text"], f["pinned"] or pinned), "known"
+        vectors = self.embed(text)
+        subject = rules.subject(text)
+        target: int | None = None
+        if subject is not None:
+            target = next((f["id"] for f in existing if rules.subject(f["text"]) == subject), None)
+        if target is None and existing:
+            self.index()
+            near = self._nearest("fact", self._query_vector(text), 1)
+            if near and near[0][1] >= DUPLICATE_SIMILARITY:
+                target = near[0][0]
+        if target is not None:
+            self.store.update_fact(target, text=text, pinned=True if pinned else None)
+            self.store.set_vectors(vectors, fact_id=target)
+            return Fact(target, text, pinned), "updated"
+        fact_id = self.store.add_fact(text, source_message_id, pinned)
+        self.store.set_vectors(vectors, fact_id=fact_id)
+        return Fact(fact_id, text, pinned), "added"
+
+    def learn(self, user_text: str, source_message_id: int | None = None) -> list[tuple[Fact, str]]:
+        """Keep the facts a user message states about the user (rules: precise rather than eager)."""
+        return [self.remember(f, source_message_id) for f in rules.extract(user_text)]
+
+    def recall(self, query: str, budget_tokens: int = 120, limit: int = 5) -> list[Fact]:
+        """Facts relevant to `query` (pinned ones first), as many as fit `budget_tokens` (about 4 characters each)."""
+        all_facts = {f["id"]: f for f in self.store.facts()}
+        if not all_facts:
+            return []
+        self.index()
+        near = dict(self._nearest("fact", self._query_vector(query), len(all_facts)))
+        # A fact sharing a content word with the question ("server", "daughter") counts even when the
+        # sentence vectors are far apart; otherwise only a close vector does.
+        shared = set(self.store.search_facts(content_words(query)))
+        ranked = sorted(
+            (fid for fid in all_facts if not all_facts[fid]["pinned"]),
+            key=lambda fid: -(near.get(fid, 0.0) + (0.5 if fid in shared else 0.0)),
+        )
+        chosen = [Fact(fid, f["text"], True, 1.0) for fid, f in all_facts.items() if f["pinned"]]
+        chosen += [
+            Fact(fid, all_facts[fid]["text"], False, near.get(fid, 0.0))
+            for fid in ranked
+            if near.get(fid, 0.0) >= RECALL_SIMILARITY or fid in shared
+        ][:limit]
+        out, used = [], 0
+        for f in chosen:
+            cost = len(f.text) // 4 + 2
+            if used + cost > budget_tokens:
+                continue
+            out.append(f)
+            used += cost
+        self.store.touch_facts([f.id for f in out])
+        return out
+
+    def forget(self, what: str) -> list[Fact]:
+        """Forget a fact by id, or the facts that best match the words given (closest first, only close ones)."""
+        what = what.strip()
+        if not what:
+            raise MemoryStoreError("say what to forget, e.g. /forget my server")
+        if what.isdigit():
+            f = self.store.fact(int(what))
+            self.store.delete_fact(f["id"])
+            return [Fact(f["id"], f["text"], f["pinned"])]
+        all_facts = {f["id"]: f for f in self.store.facts()}
+        words = {w for w in rules.normalized(what).split() if len(w) > 2 and w not in {"the", "that", "about", "my"}}
+        gone = [fid for fid, f in all_facts.items() if words and words <= set(rules.normalized(f["text"]).split())]
+        if not gone and all_facts:
+            self.index()
+            near = self._nearest("fact", self._query_vector(what), 1)
+            gone = [near[0][0]] if near and near[0][1] >= 0.5 and near[0][0] in all_facts else []
+        for fid in gone:
+            self.store.delete_fact(fid)
+        return [Fact(fid, all_facts[fid]["text"], all_facts[fid]["pinned"]) for fid in gone]
+
+    def facts_prompt(self, chosen: list[Fact]) -> str:
+        return "\n".join([FACTS_HEADER, *[f"- {f.text}" for f in chosen]]) if chosen else ""
+
+    # export / import ---------------------------------------------------------------------------
+
+    def export_facts(self, fmt: str = "json") -> str:
+        rows = self.store.facts()
+        if fmt == "md":
+            return "# What homefire remembers\n\n" + "".join(
+                f"- {r['text']}{' (pinned)' if r['pinned'] else ''}\n" for r in rows
+            )
+        keep = ("id", "text", "pinned", "created", "last_used", "source_message_id")
+        return json.dumps({"facts": [{k: r[k] for k in keep} for r in rows]}, indent=2, ensure_ascii=False)
+
+    def import_facts(self, path: Path) -> dict[str, int]:
+        """Facts from a file `export_facts` wrote (JSON), or one fact per line of a text/Markdown list."""
+        try:
+            raw = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MemoryStoreError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        items: list[tuple[str, bool]] = []
+        if raw.lstrip().startswith(("{", "[")):
+            try:
+                data = json.loads(raw)
+                rows = data["facts"] if isinstance(data, dict) else data
+                for r in rows:
+                    text = r if isinstance(r, str) else r["text"]
+                    if not isinstance(text, str):
+                        raise TypeError
+                    items.append((text, bool(r.get("pinned")) if isinstance(r, dict) else False))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise MemoryStoreError(
+                    f'{path} is not a facts export: expected {{"facts": [{{"text": ...}}, ...]}} or one fact a line'
+                ) from None
+        else:
+            for line in raw.splitlines():
+                line = re.sub(r"^\s*(?:[-*]|\d+\.)\s+", "", line).strip()
+                if line and not line.startswith("#"):
+                    items.append((line.removesuffix(" (pinned)"), line.endswith(" (pinned)")))
+        counts = {"added": 0, "updated": 0, "known": 0}
+        for text, pinned in items:
+            counts[self.remember(text, pinned=pinned)[1]] += 1
+        return counts
+
+    def export_conversation(self, conversation_id: int, fmt: str = "md") -> str:
+        conv = self.store.conversation(conversation_id)
+        messages = self.store.messages(conversation_id)
+        if fmt == "json":
+            return json.dumps({"conversation": conv, "messages": messages}, indent=2, ensure_ascii=False)
+        out = [f"# {conv['title'] or 'Conversation ' + str(conversation_id)}", ""]
+        out.append(f"{conv['created'][:16].replace('T', ' ')} UTC · model {conv['model'] or 'unknown'}")
+        for m in messages:
+            flags = []
+            if not m["complete"]:
+                flags.append("incomplete")
+            if m["verdict"] and not m["verdict"].get("allowed", True):
+                flags.append("blocked by the guard")
+            out += ["", f"## {m['role']}{' (' + ', '.join(flags) + ')' if flags else ''}", "", m["text"]]
+        return "\n".join(out) + "\n"
+
+
+STOP_WORDS = frozenset(
+    "the a an and or but if of to in on at for with from by about as is are was were be been am do does did have has "
+    "had what who whom which when where why how can could would should will shall may might must not no yes you your "
+    "yours me my mine i we our us they them their it its this that these those there here some any all please tell "
+    "know think want need like just also very really so than then too much many more most user user's s".split()
+)
+
+
+def content_words(text: str) -> list[str]:
+    """The words of a question worth matching facts on: no stop words, no 1-2 letter words."""
+    words = re.findall(r"\w{3,}", text.lower())
+    return list(dict.fromkeys(w for w in words if w not in STOP_WORDS))
+
+
+def _highlight(text: str, query: str, mark: tuple[str, str], width: int = 120) -> str:
+    """A snippet of `text` around the first query word it contains, that word marked."""
+    flat = " ".join(text.split())
+    words = [re.escape(w) for w in re.findall(r"\w{3,}", query)]
+    m = re.search(r"\b(" + "|".join(words) + r")", flat, re.I) if words else None
+    if m is None:
+        return flat[:width] + ("…" if len(flat) > width else "")
+    start = max(0, m.start() - width // 3)
+    piece = flat[start : start + width]
+    piece = re.sub(r"\b(" + "|".join(words) + r")", lambda x: f"{mark[0]}{x[0]}{mark[1]}", piece, flags=re.I)
+    return ("…" if start else "") + piece + ("…" if start + width < len(flat) else "")
+
+
+def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """(result, milliseconds): for the benchmark and the CLI's --timing."""
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, (time.perf_counter() - t) * 1000

@@ -1,0 +1,372 @@
+"""The memory database: one SQLite file, `<data dir>/memory.db`, with conversations, messages, facts and vectors.
+
+Only this module speaks SQL to it (and migrations.py, for the schema). Every SQLite failure
+becomes a one-line MemoryStoreError: a busy, damaged or newer database is refused and left
+exactly as it is, never wiped or "repaired".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlite_utils import Database
+
+from .. import config
+from ..errors import MemoryStoreError
+from .migrations import migrate
+
+DB_NAME = "memory.db"
+BUSY_TIMEOUT_S = 3.0  # another homefire writing: wait this long, then say so
+MAX_TEXT = 1_000_000  # characters; a larger message is refused rather than bloating every search
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def default_path() -> Path:
+    return config.data_dir() / DB_NAME
+
+
+class Store:
+    """The memory database. Safe to share between threads (one connection behind a lock)."""
+
+    def __init__(self, path: Path | None = None, timeout: float = BUSY_TIMEOUT_S) -> None:
+        self.path = Path(path) if path else default_path()
+        self._lock = threading.RLock()
+        with self._errors():
+            # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
+            # database file's mode, so they are private from their first byte too.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            os.chmod(self.path, 0o600)
+            conn = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False)
+            try:
+                conn.execute("pragma journal_mode=wal")
+                conn.execute("pragma foreign_keys=on")
+                # Deleted text is overwritten with zeros, not left readable in free pages.
+                conn.execute("pragma secure_delete=on")
+                # In WAL mode NORMAL survives a killed process; only a power cut may lose the last commit.
+                conn.execute("pragma synchronous=normal")
+                self.db = Database(conn)
+                migrate(self.db)
+            except BaseException:
+                conn.close()
+                raise
+            self._private_sidecars()
+
+    def _private_sidecars(self) -> None:
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(self.path.name + suffix)
+            if side.exists() and stat.S_IMODE(side.stat().st_mode) != 0o600:
+                os.chmod(side, 0o600)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn SQLite's exceptions into one-line messages that say what to do."""
+        try:
+            with self._lock:
+                yield
+        except MemoryStoreError:
+            raise
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if "locked" in text or "busy" in text:
+                raise MemoryStoreError(
+                    "the memory database is busy (another homefire is writing to it): try again in a moment"
+                ) from None
+            if "full" in text:
+                raise MemoryStoreError(
+                    "the disk is full: this was not saved (earlier conversations are intact); free some space"
+                ) from None
+            if "readonly" in text or "unable to open" in text:
+                raise MemoryStoreError(
+                    f"the memory database cannot be written: check the permissions of {self.path}"
+                ) from None
+            raise MemoryStoreError(f"the memory database failed: {exc} ({self.path})") from None
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
+            raise MemoryStoreError(
+                f"the memory database is damaged ({exc}) and was left untouched: move {self.path} aside to start "
+                f"afresh, or rescue what is readable with `sqlite3 {self.path} .recover`"
+            ) from None
+        except OSError as exc:
+            raise MemoryStoreError(f"the memory database cannot be opened: {exc.strerror} ({self.path})") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._errors(), self.db.conn:
+            yield self.db.conn
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
+
+    def _fetch(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        with self._errors():
+            cur = self.db.execute(sql, params or [])
+            cols = [d[0] for d in cur.description]
+            return [_decode(dict(zip(cols, r, strict=True))) for r in cur.fetchall()]
+
+    def schema_version(self) -> str:
+        with self._errors():
+            row = self.db.execute("select name from _migrations order by rowid desc limit 1").fetchone()
+        return str(row[0]) if row else ""
+
+    # conversations ---------------------------------------------------------------------------
+
+    def new_conversation(self, title: str = "", model: str = "", cartridges: list[str] | None = None) -> int:
+        stamp = now()
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "insert into conversations (title, model, cartridges, created, updated) values (?, ?, ?, ?, ?)",
+                [title[:200], model, json.dumps(cartridges or []), stamp, stamp],
+            )
+        return int(cur.lastrowid or 0)
+
+    def conversation(self, conversation_id: int) -> dict[str, Any]:
+        rows = self._fetch(
+            "select c.*, (select count(*) from messages m where m.conversation_id = c.id) as messages "
+            "from conversations c where c.id = ?",
+            [conversation_id],
+        )
+        if not rows:
+            raise MemoryStoreError(f"there is no conversation {conversation_id}: see `homefire history list`")
+        return rows[0]
+
+    def conversations(self, limit: int | None = None) -> list[dict[str, Any]]:
+        sql = (
+            "select c.*, (select count(*) from messages m where m.conversation_id = c.id) as messages "
+            "from conversations c order by c.updated desc, c.id desc"
+        )
+        return self._fetch(sql + (f" limit {int(limit)}" if limit else ""))
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        self.conversation(conversation_id)
+        with self.transaction() as conn:
+            conn.execute(
+                "update conversations set title = ?, updated = ? where id = ?", [title[:200], now(), conversation_id]
+            )
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        self.conversation(conversation_id)
+        with self.transaction() as conn:
+            # Facts learnt from it stay (the user may still want them); their source link is cleared by the FK.
+            conn.execute("delete from conversations where id = ?", [conversation_id])
+
+    # messages --------------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        conversation_id: int,
+        role: str,
+        text: str,
+        *,
+        verdict: dict[str, Any] | None = None,
+        stats: dict[str, Any] | None = None,
+        tokens: int | None = None,
+        complete: bool = True,
+    ) -> int:
+        if len(text) > MAX_TEXT:
+            raise MemoryStoreError(f"the message is too long to keep ({len(text):,} characters; at most {MAX_TEXT:,})")
+        stamp = now()
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "insert into messages (conversation_id, role, text, tokens, verdict, stats, complete, created, "
+                "updated) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    conversation_id,
+                    role,
+                    text,
+                    tokens,
+                    _json(verdict),
+                    _json(stats),
+                    int(complete),
+                    stamp,
+                    stamp,
+                ],
+            )
+            conn.execute("update conversations set updated = ? where id = ?", [stamp, conversation_id])
+        return int(cur.lastrowid or 0)
+
+    def update_message(
+        self,
+        message_id: int,
+        text: str,
+        *,
+        complete: bool | None = None,
+        stats: dict[str, Any] | None = None,
+        tokens: int | None = None,
+    ) -> None:
+        """One small transaction: called every ~250 ms while an answer streams, and once to finalise it."""
+        sets: list[str] = ["text = ?", "updated = ?"]
+        values: list[Any] = [text[:MAX_TEXT], now()]
+        if complete is not None:
+            sets.append("complete = ?")
+            values.append(int(complete))
+        if stats is not None:
+            sets.append("stats = ?")
+            values.append(_json(stats))
+        if tokens is not None:
+            sets.append("tokens = ?")
+            values.append(tokens)
+        with self.transaction() as conn:
+            conn.execute(f"update messages set {', '.join(sets)} where id = ?", [*values, message_id])
+
+    def delete_message(self, message_id: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("delete from messages where id = ?", [message_id])
+
+    def messages(self, conversation_id: int) -> list[dict[str, Any]]:
+        return self._fetch("select * from messages where conversation_id = ? order by id", [conversation_id])
+
+    def message(self, message_id: int) -> dict[str, Any] | None:
+        rows = self._fetch("select * from messages where id = ?", [message_id])
+        return rows[0] if rows else None
+
+    def search_text(self, query: str, limit: int = 50, mark: tuple[str, str] = ("[", "]")) -> list[tuple[int, str]]:
+        """Full-text matches (FTS5, bm25 order): (message id, highlighted snippet)."""
+        quoted = self.db.quote_fts(query)  # user words, never FTS syntax: "SQL-looking" text is just text
+        if not quoted.strip('" '):
+            return []
+        with self._errors():
+            rows = self.db.execute(
+                "select rowid, snippet(messages_fts, 0, ?, ?, '…', 12) from messages_fts "
+                "where messages_fts match ? order by rank limit ?",
+                [mark[0], mark[1], quoted.replace('" "', '" OR "'), limit],
+            ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def search_facts(self, words: list[str], limit: int = 20) -> list[int]:
+        """Facts containing any of these words (FTS5, porter stems), best first."""
+        if not words:
+            return []
+        query = " OR ".join(self.db.quote_fts(w) for w in words)
+        with self._errors():
+            rows = self.db.execute(
+                "select rowid from facts_fts where facts_fts match ? order by rank limit ?", [query, limit]
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    # facts -----------------------------------------------------------------------------------
+
+    def add_fact(self, text: str, source_message_id: int | None = None, pinned: bool = False) -> int:
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "insert into facts (text, source_message_id, created, pinned) values (?, ?, ?, ?)",
+                [text, source_message_id, now(), int(pinned)],
+            )
+        return int(cur.lastrowid or 0)
+
+    def fact(self, fact_id: int) -> dict[str, Any]:
+        rows = self._fetch("select * from facts where id = ?", [fact_id])
+        if not rows:
+            raise MemoryStoreError(f"there is no fact {fact_id}: see `homefire memory list`")
+        return rows[0]
+
+    def facts(self) -> list[dict[str, Any]]:
+        return self._fetch("select * from facts order by id")
+
+    def update_fact(self, fact_id: int, text: str | None = None, pinned: bool | None = None) -> None:
+        self.fact(fact_id)
+        with self.transaction() as conn:
+            if text is not None:
+                conn.execute("update facts set text = ? where id = ?", [text, fact_id])
+                conn.execute("delete from embeddings where fact_id = ?", [fact_id])  # stale: re-embedded on use
+            if pinned is not None:
+                conn.execute("update facts set pinned = ? where id = ?", [int(pinned), fact_id])
+
+    def touch_facts(self, fact_ids: list[int]) -> None:
+        if not fact_ids:
+            return
+        with self.transaction() as conn:
+            conn.executemany("update facts set last_used = ? where id = ?", [(now(), i) for i in fact_ids])
+
+    def delete_fact(self, fact_id: int) -> None:
+        self.fact(fact_id)
+        with self.transaction() as conn:
+            conn.execute("delete from facts where id = ?", [fact_id])
+
+    # vectors ---------------------------------------------------------------------------------
+
+    def set_vectors(self, vectors: np.ndarray, *, message_id: int | None = None, fact_id: int | None = None) -> None:
+        """Replace the vectors of one message or fact (float32 BLOBs, one per encoder chunk)."""
+        column, item = ("message_id", message_id) if message_id is not None else ("fact_id", fact_id)
+        blobs = [(item, np.asarray(v, dtype=np.float32).tobytes()) for v in vectors]
+        with self.transaction() as conn:
+            conn.execute(f"delete from embeddings where {column} = ?", [item])
+            conn.executemany(f"insert into embeddings ({column}, vector) values (?, ?)", blobs)
+
+    def vectors(self, kind: str = "message", after: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+        """(item ids, matrix n x dim, last embedding row id) of messages' or facts' vectors with rowid > after."""
+        column = "message_id" if kind == "message" else "fact_id"
+        with self._errors():
+            rows = self.db.execute(
+                f"select id, {column}, vector from embeddings where {column} is not null and id > ? order by id",
+                [after],
+            ).fetchall()
+        if not rows:
+            return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32), after
+        ids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        return ids, matrix, int(rows[-1][0])
+
+    def unembedded(self, kind: str = "message", limit: int = 500) -> list[tuple[int, str]]:
+        """Complete messages (or facts) that have no vector yet: (id, text)."""
+        if kind == "message":
+            sql = (
+                "select id, text from messages where complete = 1 and text != '' and not exists "
+                "(select 1 from embeddings e where e.message_id = messages.id) order by id limit ?"
+            )
+        else:
+            sql = (
+                "select id, text from facts where not exists "
+                "(select 1 from embeddings e where e.fact_id = facts.id) order by id limit ?"
+            )
+        with self._errors():
+            return [(int(r[0]), str(r[1])) for r in self.db.execute(sql, [limit]).fetchall()]
+
+    def vector_stats(self, kind: str = "message") -> tuple[int, int]:
+        """(how many, highest row id) of one kind's vectors: tells a cache whether it is still whole."""
+        column = "message_id" if kind == "message" else "fact_id"
+        with self._errors():
+            row = self.db.execute(
+                f"select count(*), coalesce(max(id), 0) from embeddings where {column} is not null"
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
+    # everything ------------------------------------------------------------------------------
+
+    def wipe(self, conversations: bool = False) -> None:
+        """Delete every fact (and with conversations=True every conversation), then VACUUM the file."""
+        with self.transaction() as conn:
+            conn.execute("delete from facts")
+            if conversations:
+                conn.execute("delete from conversations")
+        with self._errors():
+            # VACUUM rewrites the file without the free pages; the checkpoint empties the WAL too.
+            self.db.execute("vacuum")
+            self.db.execute("pragma wal_checkpoint(truncate)")
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _decode(out: dict[str, Any]) -> dict[str, Any]:
+    for key in ("verdict", "stats", "cartridges"):
+        if isinstance(out.get(key), str):
+            out[key] = json.loads(out[key])
+    for key in ("complete", "pinned"):
+        if key in out:
+            out[key] = bool(out[key])
+    return out
