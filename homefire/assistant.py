@@ -1,6 +1,6 @@
-"""One conversation turn, and the only place the parts meet: guard -> (recall ->) engine (-> memory).
+"""One conversation turn, and the only place the parts meet: guard -> recall -> engine -> memory.
 
-The CLI and the TUI only ever call this. Memory plugs in here when it arrives.
+The CLI and the TUI only ever call this. With `memory=None` (incognito) nothing is written anywhere.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 from .config import DEFAULT_SYSTEM_PROMPT, GenerationSettings
 from .engine import Engine, Message, TurnStats
 from .engine import cartridge as cartridges
-from .errors import GuardError, PromptError
+from .errors import GuardError, MemoryStoreError, PromptError
 
 if TYPE_CHECKING:
     from .guard import Guard, Verdict
+    from .memory import Fact, Memory
 
 GUARD_LEVELS = ("relaxed", "normal", "strict", "off")
 
@@ -58,6 +59,7 @@ class Conversation:
 
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     messages: list[Message] = field(default_factory=list)
+    id: int | None = None  # its row in the memory database, once its first message is saved
 
     def for_model(self) -> list[Message]:
         """What the model sees: never a blocked prompt nor its refusal, and only role and text."""
@@ -72,8 +74,14 @@ class Assistant:
         system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
         settings: GenerationSettings | None = None,
         guard: Guard | None = None,
+        memory: Memory | None = None,
+        recall_budget: int = 120,
     ):
-        """guard=None means no guard: callers load one with `load_guard` unless the user turned it off."""
+        """guard=None means no guard: callers load one with `load_guard` unless the user turned it off.
+
+        memory=None is incognito: nothing is saved, nothing recalled. `recall_budget` caps the tokens
+        of remembered facts added to the system prompt.
+        """
         self.engine = engine
         self.guard = guard
         self.last_verdict: Verdict | None = None
@@ -82,6 +90,11 @@ class Assistant:
         self.conversation = Conversation(self.system_prompt)
         self.cartridges: list[cartridges.Cartridge] = []
         self.last_stats: TurnStats | None = None
+        self.memory = memory
+        self.recall_budget = recall_budget
+        self.last_facts: list[Fact] = []  # the facts recalled into the latest answer's prompt
+        if memory is not None and guard is not None and memory._encoder is None:
+            memory.use_encoder(guard.encoder)  # one MiniLM in memory, not two
 
     def explain(self) -> str:
         """The guard's reasoning on the latest user message, in Markdown (the TUI's /why)."""
@@ -118,11 +131,58 @@ class Assistant:
         self.cartridges = []
         self.conversation.system_prompt = self.system_prompt
 
+    def resume(self, conversation_id: int) -> None:
+        """Go on with a saved conversation: its messages become the history the model sees."""
+        if self.memory is None:
+            raise MemoryStoreError("incognito: there are no saved conversations to go on with")
+        self.memory.store.conversation(conversation_id)
+        conv = Conversation(self.conversation.system_prompt, id=conversation_id)
+        for m in self.memory.store.messages(conversation_id):
+            blocked = bool(m["verdict"]) and not m["verdict"].get("allowed", True)
+            blocked = blocked or (m["role"] == "assistant" and bool(conv.messages and conv.messages[-1].get("blocked")))
+            entry: Message = {"role": m["role"], "content": m["text"]}
+            if blocked:
+                entry["blocked"] = True
+            conv.messages.append(entry)
+        self.conversation = conv
+
+    def _saved_conversation(self, first_text: str) -> int:
+        assert self.memory is not None
+        if self.conversation.id is None:
+            self.conversation.id = self.memory.store.new_conversation(
+                title=" ".join(first_text.split())[:60],
+                model=getattr(getattr(self.engine, "model", None), "name", ""),
+                cartridges=[c.name for c in self.cartridges],
+            )
+        return self.conversation.id
+
+    def _memory_command(self, text: str) -> Iterator[str]:
+        """/remember and /forget: handled here, never shown to the model."""
+        command, _, rest = text.partition(" ")
+        if self.memory is None:
+            yield "Incognito: nothing is remembered or forgotten in this session."
+            return
+        if command == "/remember":
+            from .memory.facts import explicit
+
+            fact, status = self.memory.remember(explicit(rest), pinned=False)
+            said = {"added": "I'll remember", "updated": "Updated", "known": "I already knew"}[status]
+            yield f"{said}: {fact.text} (fact {fact.id})"
+            return
+        gone = self.memory.forget(rest)
+        if not gone:
+            yield f"I had nothing remembered about “{rest.strip()}”. See them all with `homefire memory list`."
+            return
+        yield "Forgotten: " + "; ".join(f.text for f in gone)
+
     def turn(self, text: str, cancel: threading.Event | None = None) -> Iterator[str]:
         """Answer `text`, streaming the reply. The exchange joins the conversation even if stopped early."""
         text = text.strip()
         if not text:
             raise PromptError("the message is empty: type a question first")
+        if text.split(" ", 1)[0] in ("/remember", "/forget"):
+            yield from self._memory_command(text)
+            return
         conv = self.conversation
         # A message that can never fit is said to be too long, whatever the guard would make of it.
         self.engine.fit(
@@ -135,23 +195,60 @@ class Assistant:
             self.last_stats = None
             conv.messages.append({"role": "user", "content": text, "verdict": verdict.as_dict(), "blocked": True})
             conv.messages.append({"role": "assistant", "content": refusal(verdict), "blocked": True})
+            if self.memory is not None:
+                cid = self._saved_conversation(text)
+                self.memory.store.add_message(cid, "user", text, verdict=verdict.as_dict())
+                self.memory.store.add_message(cid, "assistant", refusal(verdict))
             return
         if self.cartridges:
             # The documents become the system prompt; their KV state comes from disk, not a re-read.
             chosen = cartridges.expand(self.cartridges, text, self.engine)
             conv.system_prompt = cartridges.activate(self.engine, chosen)["content"]
         conv.messages.append({"role": "user", "content": text, "verdict": verdict.as_dict() if verdict else None})
+        for_model = conv.for_model()
+        writer = None
+        user_id = None
+        self.last_facts = []
+        if self.memory is not None:
+            # Saved before generation: whatever happens next, the question is on disk.
+            cid = self._saved_conversation(text)
+            count = getattr(self.engine, "count_tokens", None)
+            user_id = self.memory.store.add_message(
+                cid, "user", text, verdict=verdict.as_dict() if verdict else None, tokens=count(text) if count else None
+            )
+            writer = self.memory.answer(cid)
+            # With cartridges the system prompt is a restored KV state: changing it would re-read the documents.
+            if not self.cartridges and for_model and for_model[0]["role"] == "system":
+                self.last_facts = self.memory.recall(text, self.recall_budget)
+                if self.last_facts:
+                    extra = self.memory.facts_prompt(self.last_facts)
+                    for_model[0] = {"role": "system", "content": f"{for_model[0]['content']}\n\n{extra}"}
         pieces: list[str] = []
         rejected = False
+        ended = False
         try:
-            for piece in self.engine.stream(conv.for_model(), self.settings, cancel):
+            for piece in self.engine.stream(for_model, self.settings, cancel):
                 pieces.append(piece)
+                if writer is not None:
+                    writer.add(piece)
                 yield piece
+            ended = True
         except PromptError:
             rejected = True
             conv.messages.pop()  # a message that cannot fit is not kept: the user will shorten it
+            if self.memory is not None and user_id is not None:
+                self.memory.store.delete_message(user_id)
             raise
         finally:
             self.last_stats = self.engine.last_stats
             if not rejected:
                 conv.messages.append({"role": "assistant", "content": "".join(pieces)})
+                if writer is not None:
+                    stats = self.last_stats.as_dict() if self.last_stats else None
+                    # Complete only when the model ended it; a stop, Ctrl-C or error leaves it marked incomplete.
+                    finished = ended and (stats or {}).get("finish_reason") != "cancelled"
+                    writer.finish(complete=finished, stats=stats)
+        if self.memory is not None and user_id is not None:
+            # After the answer, not before: facts and vectors never delay the first token.
+            self.memory.learn(text, user_id)
+            self.memory.index()

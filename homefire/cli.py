@@ -52,8 +52,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
     question = _read_question(args.question)
     settings = config.GenerationSettings(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
     guard = load_guard(args.guard)
+    memory = None
+    if not args.incognito:
+        from .memory import Memory
+
+        memory = Memory()  # opened before the model loads: a busy or damaged database says so at once
     engine = _engine_for(args, args.cartridge)
-    assistant = Assistant(engine, system_prompt=args.system, settings=settings, guard=guard)
+    assistant = Assistant(engine, system_prompt=args.system, settings=settings, guard=guard, memory=memory)
     if args.cartridge:
         assistant.attach(args.cartridge)
     pieces: list[str] = []
@@ -283,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="answer from a saved cartridge (repeat to combine several)",
     )
+    ask.add_argument("--incognito", action="store_true", help="save nothing and recall nothing (no memory)")
     ask.set_defaults(func=cmd_ask)
 
     cart = sub.add_parser("cartridge", help="build, list, inspect, rebuild or remove cartridges (saved contexts)")
@@ -314,10 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .guard.cli import register as register_guard
 
     register_guard(sub)
+    from .memory.cli import register as register_memory
+
+    register_memory(sub)
     return parser
 
 
-_COMMANDS = ("chat", "ask", "models", "cartridge", "guard")
+_COMMANDS = ("chat", "ask", "models", "cartridge", "guard", "history", "memory")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

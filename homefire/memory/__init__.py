@@ -7,7 +7,7 @@ memory.remember("User's server is at home.lan.")
 """
 
 from ..errors import MemoryStoreError
-from .memory import Fact, Hit, Memory
+from .memory import AnswerWriter, Fact, Hit, Memory
 from .store import Store
 
-__all__ = ["Fact", "Hit", "Memory", "MemoryStoreError", "Store"]
+__all__ = ["AnswerWriter", "Fact", "Hit", "Memory", "MemoryStoreError", "Store"]

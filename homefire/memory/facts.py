@@ -137,7 +137,8 @@ def explicit(text: str) -> str:
     text = text.strip()
     if m := _REMEMBER.match(text):
         text = m["rest"]
-    return statement(text) or _finish(text)
+    text = re.sub(r"^that\s+", "", text, flags=re.I)
+    return statement(text) or _finish(_third_person(text))
 
 
 def extract(text: str) -> list[str]:

@@ -49,6 +49,44 @@ class Fact:
     similarity: float = 0.0
 
 
+class AnswerWriter:
+    """An assistant message saved while it streams: created at the first piece, rewritten at most every
+    `interval` seconds in one small transaction, then finalised. A crash loses at most the last interval."""
+
+    def __init__(self, store: Store, conversation_id: int, interval: float = 0.25) -> None:
+        self.store, self.conversation_id, self.interval = store, conversation_id, interval
+        self.message_id: int | None = None
+        self.pieces: list[str] = []
+        self._saved_at = 0.0
+        self.writes = 0
+        self.write_seconds = 0.0  # time spent in the database, for the benchmark
+
+    def add(self, piece: str) -> None:
+        self.pieces.append(piece)
+        if self.message_id is None or time.monotonic() - self._saved_at >= self.interval:
+            self._save()
+
+    def _save(self, complete: bool | None = None, stats: dict[str, Any] | None = None) -> None:
+        started = time.perf_counter()
+        text = "".join(self.pieces)
+        if self.message_id is None:
+            self.message_id = self.store.add_message(self.conversation_id, "assistant", text, complete=False)
+        else:
+            tokens = stats.get("completion_tokens") if stats else None
+            self.store.update_message(self.message_id, text, complete=complete, stats=stats, tokens=tokens)
+        self._saved_at = time.monotonic()
+        self.writes += 1
+        self.write_seconds += time.perf_counter() - started
+
+    def finish(self, complete: bool, stats: dict[str, Any] | None = None) -> None:
+        """The last write: the whole text, its stats, and whether it ended by itself (complete) or was cut."""
+        if self.message_id is None and not self.pieces:
+            return  # stopped before the first token: there is no answer to keep
+        if self.message_id is None:
+            self._save()
+        self._save(complete=complete, stats=stats)
+
+
 class Memory:
     """The memory of one data dir. `Memory()` opens `<data dir>/memory.db`."""
 
@@ -71,6 +109,10 @@ class Memory:
 
     def close(self) -> None:
         self.store.close()
+
+    def answer(self, conversation_id: int, interval: float = 0.25) -> AnswerWriter:
+        """A writer for the assistant message about to stream into this conversation."""
+        return AnswerWriter(self.store, conversation_id, interval)
 
     # vectors ---------------------------------------------------------------------------------
 

@@ -1,0 +1,154 @@
+"""`homefire history ...` and `homefire memory ...`: argument parsing and printing over Memory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import MemoryStoreError
+from .memory import Memory
+
+
+def register(subparsers: Any) -> None:
+    """Add the `history` and `memory` commands to homefire's top-level subparsers."""
+    history = subparsers.add_parser("history", help="list, search, show, export, rename or delete saved conversations")
+    hsub = history.add_subparsers(dest="history_action", required=True)
+    ls = hsub.add_parser("list", help="saved conversations, newest first")
+    ls.add_argument("--limit", type=int, default=30)
+    search = hsub.add_parser("search", help="find messages by words and meaning (full text + vectors)")
+    search.add_argument("query", nargs="+")
+    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--mode", choices=("hybrid", "text", "vector"), default="hybrid")
+    show = hsub.add_parser("show", help="print one conversation")
+    show.add_argument("id", type=int)
+    export = hsub.add_parser("export", help="one conversation as Markdown or JSON on stdout")
+    export.add_argument("id", type=int)
+    export.add_argument("--format", choices=("md", "json"), default="md")
+    rename = hsub.add_parser("rename", help="give a conversation a new title")
+    rename.add_argument("id", type=int)
+    rename.add_argument("title", nargs="+")
+    rm = hsub.add_parser("rm", help="delete a conversation for good (its text is overwritten on disk)")
+    rm.add_argument("id", type=int)
+    history.set_defaults(func=cmd_history)
+
+    memory = subparsers.add_parser("memory", help="the facts homefire remembers about you: see, add, edit, forget")
+    msub = memory.add_subparsers(dest="memory_action", required=True)
+    msub.add_parser("list", help="every remembered fact")
+    add = msub.add_parser("add", help="remember a fact")
+    add.add_argument("text", nargs="+")
+    add.add_argument("--pin", action="store_true", help="always put it in the prompt")
+    edit = msub.add_parser("edit", help="change a fact's text")
+    edit.add_argument("id", type=int)
+    edit.add_argument("text", nargs="+")
+    for action, text in (("forget", "forget one fact"), ("pin", "always recall it"), ("unpin", "recall when relevant")):
+        msub.add_parser(action, help=text).add_argument("id", type=int)
+    ex = msub.add_parser("export", help="all facts as JSON or Markdown on stdout")
+    ex.add_argument("--format", choices=("json", "md"), default="json")
+    imp = msub.add_parser("import", help="facts from an export (JSON) or a list, one a line")
+    imp.add_argument("file", type=Path)
+    wipe = msub.add_parser("wipe", help="forget every fact (--all: every conversation too), then VACUUM the file")
+    wipe.add_argument("--all", action="store_true", help="delete all conversations as well")
+    wipe.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    memory.set_defaults(func=cmd_memory)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    memory = Memory()
+    store = memory.store
+    action = args.history_action
+    if action == "list":
+        rows = store.conversations(args.limit)
+        if not rows:
+            print('no saved conversations yet: `homefire ask "..."` and the chat app save them')
+            return 0
+        print(f"{'ID':>5}  {'UPDATED':<16}  {'MSGS':>4}  TITLE")
+        for c in rows:
+            print(f"{c['id']:>5}  {c['updated'][:16].replace('T', ' ')}  {c['messages']:>4}  {c['title']}")
+        return 0
+    if action == "search":
+        mark = ("\033[1;33m", "\033[0m") if sys.stdout.isatty() else ("[", "]")
+        started = time.perf_counter()
+        hits = memory.search(" ".join(args.query), args.limit, args.mode, mark)
+        ms = (time.perf_counter() - started) * 1000
+        if not hits:
+            print("nothing found", file=sys.stderr)
+            return 1
+        for h in hits:
+            print(f"#{h.conversation_id} {h.date}  {h.title}\n    {h.role}: {h.snippet}")
+        print(f"{len(hits)} results in {ms:.0f} ms", file=sys.stderr)
+        return 0
+    if action == "show":
+        print(memory.export_conversation(args.id, "md"), end="")
+        return 0
+    if action == "export":
+        print(memory.export_conversation(args.id, args.format), end="" if args.format == "md" else "\n")
+        return 0
+    if action == "rename":
+        store.rename_conversation(args.id, " ".join(args.title))
+        print(f"renamed conversation {args.id}")
+        return 0
+    if action == "rm":
+        title = store.conversation(args.id)["title"]
+        store.delete_conversation(args.id)
+        print(f"deleted conversation {args.id} ({title})")
+        return 0
+    raise AssertionError(action)
+
+
+def cmd_memory(args: argparse.Namespace) -> int:
+    memory = Memory()
+    store = memory.store
+    action = args.memory_action
+    if action == "list":
+        rows = store.facts()
+        if not rows:
+            print("no facts remembered yet: `homefire memory add TEXT`, or tell homefire about yourself")
+            return 0
+        print(f"{'ID':>4}  {'PIN':<3}  {'LAST USED':<16}  FACT")
+        for f in rows:
+            used = (f["last_used"] or "never")[:16].replace("T", " ")
+            print(f"{f['id']:>4}  {'yes' if f['pinned'] else '':<3}  {used:<16}  {f['text']}")
+        return 0
+    if action == "add":
+        fact, status = memory.remember(" ".join(args.text), pinned=args.pin)
+        print(f"{status} fact {fact.id}: {fact.text}")
+        return 0
+    if action == "edit":
+        text = " ".join(args.text).strip()
+        if not text:
+            raise MemoryStoreError("the new text is empty: use `homefire memory forget ID` to remove a fact")
+        store.update_fact(args.id, text=text)
+        memory.index()
+        print(f"fact {args.id}: {text}")
+        return 0
+    if action in ("pin", "unpin"):
+        store.update_fact(args.id, pinned=action == "pin")
+        print(f"fact {args.id} {action}ned")
+        return 0
+    if action == "forget":
+        text = store.fact(args.id)["text"]
+        store.delete_fact(args.id)
+        print(f"forgot fact {args.id}: {text}")
+        return 0
+    if action == "export":
+        print(memory.export_facts(args.format), end="" if args.format == "md" else "\n")
+        return 0
+    if action == "import":
+        counts = memory.import_facts(args.file)
+        print(f"imported {args.file}: {counts['added']} added, {counts['updated']} updated, {counts['known']} known")
+        return 0
+    if action == "wipe":
+        what = "every fact and every conversation" if args.all else "every fact"
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise MemoryStoreError(f"wipe deletes {what}: add --yes to confirm")
+            if input(f"Delete {what} for good? [y/N] ").strip().lower() not in ("y", "yes"):
+                print("nothing deleted")
+                return 1
+        store.wipe(conversations=args.all)
+        print(f"deleted {what}; the file was vacuumed")
+        return 0
+    raise AssertionError(action)
