@@ -113,7 +113,10 @@ def cmd_memory(args: argparse.Namespace) -> int:
             print(f"{f['id']:>4}  {'yes' if f['pinned'] else '':<3}  {used:<16}  {f['text']}")
         return 0
     if action == "add":
-        fact, status = memory.remember(" ".join(args.text), pinned=args.pin)
+        from .facts import explicit
+
+        # Same wording as /remember: "my daughter is Maya" is kept as "User's daughter is Maya."
+        fact, status = memory.remember(explicit(" ".join(args.text)), pinned=args.pin)
         print(f"{status} fact {fact.id}: {fact.text}")
         return 0
     if action == "edit":

@@ -19,7 +19,10 @@ _NOT_A_STATEMENT = re.compile(
 )
 _REMEMBER = re.compile(r"^(?:please\s+)?(?:remember|note|keep in mind)(?:\s+that)?[,:]?\s+(?P<rest>.+)$", re.I)
 # "my X is Y", with conversational nouns ("my question is") left out.
-_MY = re.compile(r"^my\s+(?P<subject>[a-z][\w'-]*(?:\s+[a-z][\w'-]*){0,2})\s+(?P<verb>is|are)\s+(?P<value>.+)$", re.I)
+_MY = re.compile(
+    r"^my\s+(?P<subject>[a-z][\w'-]*(?:\s+[a-z][\w'-]*){0,2})\s+(?P<verb>is|are|lives|works|was born)\s+(?P<value>.+)$",
+    re.I,
+)
 _CHATTY = {
     "question",
     "questions",
@@ -131,6 +134,23 @@ def statement(sentence: str) -> str | None:
     return None
 
 
+def _free(text: str) -> str:
+    """Words the user asked us to remember that no rule recognised: 'I take my coffee black' -> 'User takes
+    their coffee black'. Only the subject is rewritten; anything else stays the user's words."""
+    if m := re.match(r"^my\s+(.+)$", text, re.I):
+        return _finish(f"User's {_third_person(m[1])}")
+    if m := re.match(r"^i\s+([a-z]+)\b(.*)$", text, re.I):
+        verb = m[1].lower()
+        if re.search(r"(?:s|sh|ch|x|z|o)$", verb):
+            verb += "es"
+        elif re.search(r"[^aeiou]y$", verb):
+            verb = verb[:-1] + "ies"
+        elif verb not in ("can", "will", "must", "should", "may", "might", "could", "would"):
+            verb += "s"
+        return _finish(f"User {verb}{_third_person(m[2])}")
+    return _finish(_third_person(text))
+
+
 def explicit(text: str) -> str:
     """What to keep from an explicit "/remember ..." or "remember that ...": a statement in the third person if
     it is one, else the user's words as they are."""
@@ -138,7 +158,7 @@ def explicit(text: str) -> str:
     if m := _REMEMBER.match(text):
         text = m["rest"]
     text = re.sub(r"^that\s+", "", text, flags=re.I)
-    return statement(text) or _finish(_third_person(text))
+    return statement(text) or _free(text)
 
 
 def extract(text: str) -> list[str]:
@@ -152,7 +172,7 @@ def extract(text: str) -> list[str]:
             rest = m["rest"].rstrip("?")
             if sentence.endswith("?"):  # "do you remember ...?" / "remember when ...?" ask, they don't tell
                 continue
-            found.append(statement(rest) or _finish(_third_person(rest)))
+            found.append(statement(rest) or _free(re.sub(r"^that\s+", "", rest, flags=re.I)))
             continue
         if _NOT_A_STATEMENT.search(sentence):
             continue

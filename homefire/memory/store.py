@@ -102,6 +102,12 @@ class Store:
         except OSError as exc:
             raise MemoryStoreError(f"the memory database cannot be opened: {exc.strerror} ({self.path})") from None
 
+    def _scrub(self) -> None:
+        """After a delete: secure_delete zeroed the pages in the file; checkpointing empties the WAL, which
+        would otherwise still hold the old copies of those pages."""
+        with self._errors():
+            self.db.execute("pragma wal_checkpoint(truncate)")
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._errors(), self.db.conn:
@@ -162,6 +168,7 @@ class Store:
         with self.transaction() as conn:
             # Facts learnt from it stay (the user may still want them); their source link is cleared by the FK.
             conn.execute("delete from conversations where id = ?", [conversation_id])
+        self._scrub()
 
     # messages --------------------------------------------------------------------------------
 
@@ -295,6 +302,7 @@ class Store:
         self.fact(fact_id)
         with self.transaction() as conn:
             conn.execute("delete from facts where id = ?", [fact_id])
+        self._scrub()
 
     # vectors ---------------------------------------------------------------------------------
 
