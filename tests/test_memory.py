@@ -123,3 +123,19 @@ def test_sql_looking_and_enormous_text(homefire_home: Path) -> None:
     with pytest.raises(MemoryStoreError, match="too long"):
         store.add_message(conv, "user", "x" * 1_000_001)
     store.close()
+
+
+def test_full_disk_fails_visibly_and_keeps_earlier_data(homefire_home: Path) -> None:
+    store = Store()
+    conv = store.new_conversation("before")
+    store.add_message(conv, "user", "written before the disk filled up")
+    # SQLite's own page limit gives the same SQLITE_FULL a full disk does.
+    pages = store.db.execute("pragma page_count").fetchone()[0]
+    store.db.execute(f"pragma max_page_count = {pages}")
+    with pytest.raises(MemoryStoreError, match="disk is full") as err:
+        store.add_message(conv, "assistant", "lorem ipsum " * 20_000)
+    assert "\n" not in str(err.value)
+    store.close()
+    again = Store()
+    assert [m["text"] for m in again.messages(conv)] == ["written before the disk filled up"]
+    again.close()

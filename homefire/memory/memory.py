@@ -94,6 +94,7 @@ class Memory:
         self.store = store or Store()
         self._encoder = encoder
         self._cache: dict[str, tuple[int, int, np.ndarray, np.ndarray]] = {}
+        self._cache_version: dict[str, tuple[int, int]] = {}
 
     @property
     def encoder(self) -> Encoder:
@@ -124,11 +125,15 @@ class Memory:
         v = self.embed(text).mean(axis=0)
         return np.asarray(v / max(float(np.linalg.norm(v)), 1e-12), dtype=np.float32)
 
-    def index(self, limit: int = 500) -> int:
-        """Embed complete messages and facts that have no vector yet (after a crash, an import, an edit)."""
+    def index(self, limit: int = 500, full: bool = False) -> int:
+        """Embed complete messages and facts that have no vector yet.
+
+        By default only messages newer than the newest embedded one are looked at (an index range, cheap at
+        100k messages); `full=True` checks every message (after an import or a crash in another process).
+        """
         done = 0
         for kind in ("message", "fact"):
-            for item, text in self.store.unembedded(kind, limit):
+            for item, text in self.store.unembedded(kind, limit, newer_only=kind == "message" and not full):
                 vectors = self.embed(text)
                 if kind == "message":
                     self.store.set_vectors(vectors, message_id=item)
@@ -139,6 +144,11 @@ class Memory:
 
     def _matrix(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
         """All vectors of one kind, cached in memory and topped up with only the rows added since."""
+        version = self.store.version()
+        cached = self._cache.get(kind)
+        if cached is not None and self._cache_version.get(kind) == version:
+            return cached[2], cached[3]  # nothing at all was written since: no need to count
+        self._cache_version[kind] = version
         count, last = self.store.vector_stats(kind)
         cached = self._cache.get(kind)
         if cached is not None and cached[:2] == (count, last):
@@ -159,9 +169,12 @@ class Memory:
         if not len(ids):
             return []
         sims = matrix @ query
+        # argpartition, then sort only the top: a full argsort of 100k scores costs more than the product.
+        top = min(limit * 4, len(sims))
+        head = np.argpartition(-sims, top - 1)[:top]
         best: dict[int, float] = {}
         # Several chunks per item: the item scores as its best chunk.
-        for i in np.argsort(-sims)[: limit * 4]:
+        for i in head[np.argsort(-sims[head])]:
             item = int(ids[i])
             if item not in best:
                 best[item] = float(sims[i])
@@ -190,17 +203,17 @@ class Memory:
         for rank, (mid, _) in enumerate(vector_hits):
             scores[mid] = scores.get(mid, 0.0) + 1.0 / (RRF_K + rank + 1)
         snippets = dict(text_hits)
+        ranked = sorted(scores.items(), key=lambda kv: -kv[1])[: limit * 2]
+        rows = self.store.hits([mid for mid, _ in ranked])
         hits: list[Hit] = []
-        titles: dict[int, str] = {}
-        for mid, score in sorted(scores.items(), key=lambda kv: -kv[1]):
-            msg = self.store.message(mid)
+        for mid, score in ranked:
+            msg = rows.get(mid)
             if msg is None:  # deleted since it was embedded
                 continue
-            cid = msg["conversation_id"]
-            if cid not in titles:
-                titles[cid] = self.store.conversation(cid)["title"]
             snippet = snippets.get(mid) or _highlight(msg["text"], query, mark)
-            hits.append(Hit(cid, titles[cid], mid, msg["role"], msg["created"][:10], snippet, score))
+            hits.append(
+                Hit(msg["conversation_id"], msg["title"], mid, msg["role"], msg["created"][:10], snippet, score)
+            )
             if len(hits) >= limit:
                 break
         return hits
