@@ -100,6 +100,14 @@ CHATTER = [
     "My code is throwing a KeyError, why?",
 ]
 
+UNRELATED = [
+    "How do I reverse a list in Python?",
+    "What's 17 times 23?",
+    "Tell me a joke.",
+    "Explain photosynthesis briefly.",
+    "What year did the Second World War end?",
+]
+
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
@@ -183,8 +191,10 @@ def bench_facts() -> dict[str, float]:
         for _, key, question in PAIRS:
             recalled = memory.recall(question, budget_tokens=10_000, limit=3)[:3]
             hits += any(key in f.text.lower() for f in recalled)
+        unrelated = [memory.recall(q, budget_tokens=10_000, limit=3) for q in CHATTER + UNRELATED]
         memory.close()
         return {
+            "unrelated_facts_per_question": sum(map(len, unrelated)) / len(unrelated),
             "pairs": len(PAIRS),
             "facts_stored": len(stored),
             "facts_missed": len(PAIRS) - len({k for k in keys if any(k in f.lower() for f in stored)}),
@@ -214,6 +224,7 @@ def main() -> None:
         f"| facts: stored precision / recall@3 ({facts['pairs']} pairs) | "
         f"{facts['stored_precision']:.2f} / {facts['recall_at_3']:.2f} ({facts['facts_missed']} never extracted) |"
     )
+    print(f"| facts recalled for an unrelated question (of 3 at most) | {facts['unrelated_facts_per_question']:.1f} |")
     print(json.dumps({"scale": scale, "facts": facts}))
 
 

@@ -14,7 +14,7 @@ _SENTENCES = re.compile(r"(?<=[.!;])\s+|\n+")
 _NOT_A_STATEMENT = re.compile(
     r"^(?:if|when|whether|what|who|how|why|where|which|can|could|would|should|do|does|did|is|are|suppose|"
     r"imagine|pretend|let's|lets|say|write|translate|summari[sz]e|explain|tell)\b|"
-    r"\b(?:pretend|imagine|suppose|hypothetical|role-?play|character|story|poem|example|wrote|said|says)\b",
+    r"\b(?:pretend|imagine|suppose|hypothetical|role-?play|character|story|poem|for example|wrote|said|says)\b",
     re.I,
 )
 _REMEMBER = re.compile(r"^(?:please\s+)?(?:remember|note|keep in mind)(?:\s+that)?[,:]?\s+(?P<rest>.+)$", re.I)
@@ -59,7 +59,7 @@ _CHATTY = {
     "connection",
 }
 _I_AM = re.compile(
-    r"^i(?:'m|\s+am)\s+(?P<value>(?:allergic|intolerant)\s+to\s+.+|(?:a\s+)?(?:vegetarian|vegan|diabetic|"
+    r"^i(?:'m|\s+am)\s+(?P<value>(?:allergic|intolerant)\s+to\s+.+|[a-z]+\s+intolerant\b.*|(?:a\s+)?(?:vegetarian|vegan|diabetic|"
     r"pescatarian|celiac|coeliac|colou?r-?blind|left-handed|right-handed|deaf|blind)\b.*|"
     r"from\s+[A-Z].+|\d{1,3}\s+years?\s+old.*|married.*|divorced|single|retired|pregnant.*|"
     r"(?:a|an)\s+(?!bit\b|little\b|lot\b|big\b|huge\b|total\b|complete\b|fan\b|beginner\b|newbie\b)"
@@ -120,7 +120,7 @@ def statement(sentence: str) -> str | None:
     s = s.rstrip(".!;")
     if m := _MY.match(s):
         subject = m["subject"].lower()
-        if subject.split()[0] in _CHATTY or subject.split()[-1] in _CHATTY:
+        if subject in _CHATTY:  # "my code is ..." is chat; "my locker code is ..." is a fact
             return None
         return _finish(f"User's {subject} {m['verb'].lower()} {_third_person(m['value'])}")
     if m := _I_AM.match(s):
