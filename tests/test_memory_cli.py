@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from homefire.cli import main
-from homefire.memory import Memory
+from homefire.memory import Memory, Store
 from homefire.memory.facts import extract, normalized
 
 DATA = Path(__file__).parent / "data"
@@ -136,3 +136,37 @@ def test_fact_extraction_precision() -> None:
     print(f"fact extraction: dev P {dev_p:.2f} R {dev_r:.2f}; held-out P {held_p:.2f} R {held_r:.2f}")
     assert dev_p >= 0.9 and dev_r >= 0.8
     assert held_p >= 0.7 and held_r >= 0.6
+
+
+def test_recover_copies_what_is_readable_and_never_touches_the_damaged_file(
+    homefire_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+
+    store = Memory().store
+    for i in range(40):
+        cid = store.new_conversation(f"topic {i}")
+        store.add_message(cid, "user", f"question {i} marker{i:03d} " + "lorem ipsum dolor " * 60)
+        store.add_message(cid, "assistant", f"answer {i} " + "sit amet " * 60)
+    store.add_fact("User's daughter is Maya.")
+    store.close()
+    db = homefire_home / "memory.db"
+    raw = bytearray(db.read_bytes())
+    page = raw.index(b"question 17 marker017") // 4096  # the row itself, not the search index's term
+    raw[page * 4096 : (page + 1) * 4096] = b"\xde\xad\xbe\xef" * 1024  # one page of messages destroyed
+    db.write_bytes(bytes(raw))
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    assert main(["history", "show", "18"]) == 1
+    err = capsys.readouterr().err
+    assert "damaged" in err and "homefire memory recover" in err and err.count("\n") == 1
+    out_path = homefire_home / "rescued.db"
+    assert main(["memory", "recover", "--to", str(out_path)]) == 0
+    out = capsys.readouterr().out
+    assert "unreadable rows left behind" in out and hashlib.sha256(db.read_bytes()).hexdigest() == before
+    rescued = Store(out_path)
+    texts = [m["text"] for c in rescued.conversations() for m in rescued.messages(c["id"])]
+    assert 40 <= len(texts) < 80 and not any("marker017" in t for t in texts)
+    assert [f["text"] for f in rescued.facts()] == ["User's daughter is Maya."]
+    assert rescued.search_text("marker030")  # the search index was rebuilt by the triggers
+    assert stat.S_IMODE(os.stat(out_path).st_mode) == 0o600
+    rescued.close()

@@ -13,6 +13,7 @@ import pytest
 
 from homefire.assistant import Assistant
 from homefire.config import GenerationSettings
+from homefire.errors import MemoryStoreError
 from homefire.memory import Memory, Store
 from tests.conftest import cli_env, homefire_cmd
 
@@ -154,3 +155,20 @@ def test_streamed_update_is_a_small_fast_transaction(homefire_home: Path, interv
     print(f"streamed update: {per_write_ms:.2f} ms per write ({writer.writes} writes)")
     assert per_write_ms < interval * 1000 / 5  # a write costs well under the interval between writes
     assert memory.store.message(writer.message_id or 0)["text"].count("word") == 200  # type: ignore[index]
+
+
+def test_resume_goes_on_with_a_saved_conversation(engine, greedy: GenerationSettings, homefire_home: Path) -> None:  # type: ignore[no-untyped-def]
+    first = Assistant(engine, settings=greedy, memory=Memory())
+    answer = "".join(first.turn("What is the capital of France?"))
+    cid = first.conversation.id
+    assert cid is not None
+    later = Assistant(engine, settings=greedy, memory=Memory())  # as after a restart
+    later.resume(cid)
+    assert [(m["role"], m["content"]) for m in later.conversation.messages] == [
+        ("user", "What is the capital of France?"),
+        ("assistant", answer),
+    ]
+    "".join(later.turn("And what is the capital of Italy?"))
+    assert len(Store().messages(cid)) == 4
+    with pytest.raises(MemoryStoreError, match="no conversation 999"):
+        later.resume(999)

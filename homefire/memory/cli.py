@@ -52,6 +52,8 @@ def register(subparsers: Any) -> None:
     wipe = msub.add_parser("wipe", help="forget every fact (--all: every conversation too), then VACUUM the file")
     wipe.add_argument("--all", action="store_true", help="delete all conversations as well")
     wipe.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    rec = msub.add_parser("recover", help="copy what is readable of a damaged memory database into a new file")
+    rec.add_argument("--to", type=Path, default=None, help="where to write it (default memory.recovered-TIME.db)")
     memory.set_defaults(func=cmd_memory)
 
 
@@ -98,7 +100,25 @@ def cmd_history(args: argparse.Namespace) -> int:
     raise AssertionError(action)
 
 
+def _recover(args: argparse.Namespace) -> int:
+    from .store import default_path, salvage
+
+    damaged = default_path()
+    if not damaged.exists():
+        raise MemoryStoreError(f"there is no memory database at {damaged}: nothing to recover")
+    dest = args.to or damaged.with_name(f"memory.recovered-{time.strftime('%Y%m%d-%H%M%S')}.db")
+    counts = salvage(damaged, dest)
+    print(
+        f"recovered {counts['conversations']} conversations, {counts['messages']} messages and {counts['facts']} "
+        f"facts into {dest} ({counts['unreadable']} unreadable rows left behind); {damaged} is unchanged. "
+        f"To use the copy: mv {dest} {damaged}"
+    )
+    return 0
+
+
 def cmd_memory(args: argparse.Namespace) -> int:
+    if args.memory_action == "recover":
+        return _recover(args)  # before opening: the database may not open at all
     memory = Memory()
     store = memory.store
     action = args.memory_action

@@ -96,8 +96,8 @@ class Store:
             raise MemoryStoreError(f"the memory database failed: {exc} ({self.path})") from None
         except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
             raise MemoryStoreError(
-                f"the memory database is damaged ({exc}) and was left untouched: move {self.path} aside to start "
-                f"afresh, or rescue what is readable with `sqlite3 {self.path} .recover`"
+                f"the memory database is damaged ({exc}) and was left untouched: `homefire memory recover` copies "
+                f"what is readable into a new file (or move {self.path} aside to start afresh)"
             ) from None
         except OSError as exc:
             raise MemoryStoreError(f"the memory database cannot be opened: {exc.strerror} ({self.path})") from None
@@ -394,6 +394,83 @@ class Store:
             # VACUUM rewrites the file without the free pages; the checkpoint empties the WAL too.
             self.db.execute("vacuum")
             self.db.execute("pragma wal_checkpoint(truncate)")
+
+
+SALVAGE_TABLES = ("conversations", "messages", "facts")
+
+
+def salvage(damaged: Path, dest: Path) -> dict[str, int]:
+    """Copy what is still readable of a damaged memory database into a new one at `dest`; `damaged` is
+    only ever opened read-only. Rows are read one by one where a whole-table read fails, so one bad page
+    costs only the rows on it. Vectors and the search index are rebuilt, not copied."""
+    if dest.exists():
+        raise MemoryStoreError(f"{dest} already exists: choose another path with --to")
+    try:
+        src = sqlite3.connect(f"file:{damaged}?mode=ro", uri=True)
+        src.execute("select count(*) from sqlite_master").fetchone()
+    except sqlite3.DatabaseError:
+        raise MemoryStoreError(
+            f"nothing in {damaged} can be read (its header is damaged): there is nothing to recover"
+        ) from None
+    counts = dict.fromkeys(SALVAGE_TABLES, 0)
+    counts["unreadable"] = 0
+    target = Store(dest)
+    keep = {
+        "conversations": ("id", "title", "model", "cartridges", "created", "updated"),
+        "messages": (
+            "id",
+            "conversation_id",
+            "role",
+            "text",
+            "tokens",
+            "verdict",
+            "stats",
+            "complete",
+            "created",
+            "updated",
+        ),
+        "facts": ("id", "text", "source_message_id", "created", "last_used", "pinned"),
+    }
+    try:
+        for table in SALVAGE_TABLES:
+            cols = ", ".join(keep[table])
+            try:
+                rows = src.execute(f"select {cols} from {table}").fetchall()
+            except sqlite3.DatabaseError:
+                rows = []
+                try:
+                    top: int | None = src.execute(f"select max(rowid) from {table}").fetchone()[0] or 0
+                except sqlite3.DatabaseError:
+                    top = None  # unknown: read on until a long run of missing rows
+                rowid = misses = 0
+                while (rowid < top) if top is not None else (misses < 10_000):
+                    rowid += 1
+                    try:
+                        row = src.execute(f"select {cols} from {table} where rowid = ?", [rowid]).fetchone()
+                    except sqlite3.DatabaseError:
+                        counts["unreadable"] += 1
+                        misses += 1
+                        continue
+                    if row is None:
+                        misses += 1
+                    else:
+                        rows.append(row)
+                        misses = 0
+            with target.transaction() as conn:
+                if table == "messages":
+                    known = {r[0] for r in conn.execute("select id from conversations")}
+                    counts["unreadable"] += sum(1 for r in rows if r[1] not in known)
+                    rows = [r for r in rows if r[1] in known]
+                if table == "facts":
+                    known = {r[0] for r in conn.execute("select id from messages")}
+                    rows = [(*r[:2], r[2] if r[2] in known else None, *r[3:]) for r in rows]
+                marks = ", ".join("?" * len(keep[table]))
+                conn.executemany(f"insert into {table} ({cols}) values ({marks})", rows)
+            counts[table] = len(rows)
+    finally:
+        src.close()
+        target.close()
+    return counts
 
 
 def _json(value: Any) -> str | None:
