@@ -211,6 +211,19 @@ def test_bad_input_never_raises(guard: Guard) -> None:
     assert big.allowed and big.latency_ms > 0
 
 
+def test_repetitive_and_non_language_text_allowed(guard: Guard) -> None:
+    # Filler and junk are not attacks (and the assistant's own size checks must get to see them).
+    texts = {
+        "repeated word": "word " * 400,
+        "numbers": " ".join(str(i * 7919 % 100003) for i in range(300)),
+        "blah": "blah " * 50,
+        "lorem": "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 30,
+        "keyboard": "asdf jkl; " * 40,
+    }
+    blocked = {name: guard.check(text).scores for name, text in texts.items() if not guard.check(text).allowed}
+    assert not blocked, blocked
+
+
 def test_strictness_orders_thresholds_and_blocks(guard: Guard) -> None:
     relaxed, strict = Guard("relaxed"), Guard("strict")
     for label in ("harmful", "jailbreak"):

