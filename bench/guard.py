@@ -129,7 +129,9 @@ def main() -> int:
             ],
             sum(r[2] for r in rows if r[0].endswith(("rho-overrefusal", "aplomb-benign"))),
         ),
-        "hard_benign_false_block_val": pooled("benign", "val", ("ordinary-val", "long-benign-val", "rho-benign")),
+        "hard_benign_false_block_val": pooled(
+            "benign", "val", ("ordinary-val", "long-benign-val", "rho-benign", "noise-val")
+        ),
     }
     lat = {
         "short": (latency(guard.check, SHORT, 200), latency(keyword_blocks, SHORT, 200)),
