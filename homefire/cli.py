@@ -117,9 +117,7 @@ def cmd_cartridge(args: argparse.Namespace) -> int:
             return 0
         print(f"{'NAME':<20} {'TOKENS':>7} {'SIZE':>9} {'KV':<5} {'MODEL':<16} STATUS")
         for c in carts:
-            size = sum(f.stat().st_size for f in c.path.rglob("*") if f.is_file())
-            for part in c.chunks:
-                size += sum(f.stat().st_size for f in cartridges.load(part).path.rglob("*") if f.is_file())
+            size = c.disk_bytes()
             kind = f" ({len(c.chunks)} chunks)" if c.chunks else ""
             print(
                 f"{c.name:<20} {c.tokens:>7,} {size / 1e6:>6,.1f} MB {c.kv_type:<5} "

@@ -193,6 +193,11 @@ class Cartridge:
     def chunks(self) -> list[str]:
         return list(self.manifest.get("chunks", []))
 
+    def disk_bytes(self) -> int:
+        """Bytes on disk, its chunks included."""
+        own = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        return own + sum(load(part).disk_bytes() for part in self.chunks)
+
 
 def _engine_facts(engine: Engine) -> dict[str, Any]:
     return {
