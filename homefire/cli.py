@@ -239,7 +239,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from .app import run_app
     from .assistant import guard_level
 
-    run_app(model=args.model, n_ctx=args.ctx, n_threads=args.threads, guard=guard_level(args.guard))
+    run_app(
+        model=args.model,
+        n_ctx=args.ctx,
+        n_threads=args.threads,
+        guard=guard_level(args.guard),
+        incognito=args.incognito,
+    )
     return 0
 
 
@@ -268,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = sub.add_parser("chat", help="open the chat app (the default)")
     _add_engine_options(chat)
+    chat.add_argument("--incognito", action="store_true", help="save nothing and recall nothing (no memory)")
     chat.set_defaults(func=cmd_chat)
 
     ask = sub.add_parser("ask", help="answer one question on stdout")

@@ -30,6 +30,8 @@ class HomefireApp(App[None]):
         Binding("escape", "stop", "Stop answer", show=True),
         Binding("ctrl+n", "new_chat", "New chat", show=True),
         Binding("ctrl+o", "cartridges", "Cartridges", show=True, priority=True),
+        Binding("ctrl+r", "memory", "Memory", show=True, priority=True),
+        Binding("ctrl+f", "search_history", "Search chats", show=True, priority=True),
         Binding("ctrl+q", "quit", "Quit", show=True),
     ]
 
@@ -61,8 +63,10 @@ class HomefireApp(App[None]):
         settings: GenerationSettings | None = None,
         assistant: Assistant | None = None,
         guard: str = "normal",
+        incognito: bool = False,
     ) -> None:
         super().__init__()
+        self.incognito = incognito  # with a ready-made assistant, its memory (or none) is what runs
         self.model_spec, self.n_ctx, self.n_threads = model, n_ctx, n_threads
         # With a ready-made assistant, its guard (or none) is what runs.
         self.guard_level = guard if assistant is None else (assistant.guard.strictness if assistant.guard else "off")
@@ -102,7 +106,8 @@ class HomefireApp(App[None]):
         names = [c.name for c in self.assistant.cartridges] if self.assistant else []
         cartridges = f"cartridge {'+'.join(names)}" if names else ""
         guard = {"off": "GUARD OFF", "normal": ""}.get(self.guard_level, f"guard {self.guard_level}")
-        parts = (guard, cartridges, detail)
+        incognito = "incognito" if self.assistant is not None and self.assistant.memory is None else ""
+        parts = (guard, incognito, cartridges, detail)
         self.query_one(StatusLine).show(self.model_name, state, " · ".join(p for p in parts if p))
 
     @work(thread=True, exclusive=True, group="model")
@@ -111,11 +116,16 @@ class HomefireApp(App[None]):
 
         try:
             guard = load_guard(self.guard_level)
+            memory = None
+            if not self.incognito:
+                from ..memory import Memory
+
+                memory = Memory()  # a busy or damaged database is said here, before a chat that would not be saved
             engine = Engine(self.model_spec, n_ctx=self.n_ctx, n_threads=self.n_threads)
         except HomefireError as exc:
             self.post_message(self.Loaded(None, str(exc)))
             return
-        self.post_message(self.Loaded(Assistant(engine, settings=self.settings, guard=guard)))
+        self.post_message(self.Loaded(Assistant(engine, settings=self.settings, guard=guard, memory=memory)))
 
     def on_homefire_app_loaded(self, event: Loaded) -> None:
         if event.error:
@@ -205,6 +215,9 @@ class HomefireApp(App[None]):
             await reply.markdown.update(reply.text)
             self._status("ready", "blocked by the guard")
             return
+        facts = self.assistant.last_facts if self.assistant else []
+        if facts and reply is not None:
+            reply.set_badge("remembered: " + "; ".join(f.text for f in facts))
         stats = self.assistant.last_stats if self.assistant else None
         detail = ""
         if stats:
@@ -257,6 +270,44 @@ class HomefireApp(App[None]):
             self.notify("No cartridge: answering from the model alone.")
         self._status("ready")
 
+    def action_memory(self) -> None:
+        from .memory_screens import MemoryScreen
+
+        if self.assistant is None or self.assistant.memory is None:
+            self.notify("Incognito: nothing is remembered." if self.ready else "The model is still loading.")
+            return
+        self.push_screen(MemoryScreen(self.assistant.memory))
+
+    def action_search_history(self) -> None:
+        from .memory_screens import HistorySearch
+
+        if self.assistant is None or self.assistant.memory is None:
+            self.notify("Incognito: no conversations are saved." if self.ready else "The model is still loading.")
+            return
+
+        async def chosen(conversation_id: int | None) -> None:
+            if conversation_id is not None:
+                await self.open_conversation(conversation_id)
+
+        self.push_screen(HistorySearch(self.assistant.memory), chosen)
+
+    async def open_conversation(self, conversation_id: int) -> None:
+        """Show a saved conversation and go on with it."""
+        if self.answering or self.assistant is None:
+            self.notify("Stop the answer first (Esc).")
+            return
+        try:
+            self.assistant.resume(conversation_id)
+        except HomefireError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        transcript = self.query_one("#transcript", VerticalScroll)
+        await transcript.query(ChatMessage).remove()
+        for m in self.assistant.conversation.messages:
+            await transcript.mount(ChatMessage(m["role"], m["content"]))
+        transcript.scroll_end(animate=False)
+        self._status("ready", f"conversation {conversation_id}")
+
     def action_stop(self) -> None:
         if self.answering:
             self._cancel.set()
@@ -276,6 +327,10 @@ class HomefireApp(App[None]):
 
 
 def run_app(
-    model: str | Path | None = None, n_ctx: int = 4096, n_threads: int | None = None, guard: str = "normal"
+    model: str | Path | None = None,
+    n_ctx: int = 4096,
+    n_threads: int | None = None,
+    guard: str = "normal",
+    incognito: bool = False,
 ) -> None:
-    HomefireApp(model=model, n_ctx=n_ctx, n_threads=n_threads, guard=guard).run()
+    HomefireApp(model=model, n_ctx=n_ctx, n_threads=n_threads, guard=guard, incognito=incognito).run()
