@@ -181,6 +181,8 @@ class Assistant:
         if not text:
             raise PromptError("the message is empty: type a question first")
         if text.split(" ", 1)[0] in ("/remember", "/forget"):
+            # Not a turn: no verdict, stats or facts of an earlier turn may be shown against it.
+            self.last_verdict, self.last_stats, self.last_facts = None, None, []
             yield from self._memory_command(text)
             return
         conv = self.conversation

@@ -99,6 +99,7 @@ def test_facts_learnt_recalled_and_forgotten(engine, greedy: GenerationSettings,
     assert fact["text"] == "User is allergic to peanuts." and fact["source_message_id"] is not None
     said = "".join(bot.turn("/remember that my server is at home.lan"))
     assert "remember" in said and "home.lan" in said
+    assert bot.last_stats is None and bot.last_facts == []  # a command is not a turn: nothing of the last one shows
     assert "Updated" in "".join(bot.turn("/remember my server is at nas.lan"))  # same subject: updated, not added
     assert [f["text"] for f in memory.store.facts()] == ["User is allergic to peanuts.", "User's server is at nas.lan."]
     bot.new_conversation()
