@@ -139,3 +139,26 @@ def test_full_disk_fails_visibly_and_keeps_earlier_data(homefire_home: Path) -> 
     again = Store()
     assert [m["text"] for m in again.messages(conv)] == ["written before the disk filled up"]
     again.close()
+
+
+def test_facts_update_a_correction_but_keep_another_thing(homefire_home: Path) -> None:
+    memory = Memory()
+    assert memory.remember("User's daughter is Maya.")[1] == "added"
+    assert memory.remember("User's daughter is 7 years old.")[1] == "added"  # another thing about her
+    assert memory.remember("user's daughter is maya")[1] == "known"  # exact, whatever the case
+    assert memory.remember("User's server is at home.lan.")[1] == "added"
+    fact, status = memory.remember("User's server is at nas.lan.")  # a correction: same slot
+    assert status == "updated"
+    assert memory.remember("User is allergic to peanuts.")[1] == "added"
+    assert memory.remember("User is allergic to peanut.")[1] == "updated"  # near-duplicate by embedding
+    texts = [f["text"] for f in memory.store.facts()]
+    assert texts == [
+        "User's daughter is Maya.",
+        "User's daughter is 7 years old.",
+        "User's server is at nas.lan.",
+        "User is allergic to peanut.",
+    ]
+    # The vector of an updated fact is its new text's: it is recalled by the new words.
+    assert [f.text for f in memory.recall("What is the hostname of nas.lan?")][:1] == ["User's server is at nas.lan."]
+    assert memory.recall("What is the capital of France?") == []
+    memory.close()

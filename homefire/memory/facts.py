@@ -182,10 +182,25 @@ def extract(text: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def subject(fact: str) -> str | None:
-    """The thing a fact is about ("User's server" in "User's server is at home.lan"): a new value replaces an old."""
-    m = re.match(r"^(User's [\w' -]+?) (?:is|are) ", fact)
-    return m[1].lower() if m else None
+def slot(fact: str) -> tuple[str, str] | None:
+    """What a fact says and of what kind ("User's server", "place") in "User's server is at home.lan": a new
+    fact in the same slot replaces the old one (a correction), while "User's daughter is 7 years old" does
+    not replace "User's daughter is Maya" (another thing about her). None: no slot we are sure of."""
+    m = re.match(r"^(User's [\w' -]+?) (?:is|are) (.+?)\.?$", fact)
+    if not m:
+        return None
+    value = m[2]
+    if re.match(r"^\d+\s+(?:years?|months?)\s+old\b", value):
+        shape = "age"
+    elif re.match(r"^(?:at|in|on|near)\s", value):
+        shape = "place"
+    elif re.match(r"^(?:called|named)\s", value) or re.fullmatch(r"[A-Z][\w-]*(?: [A-Z][\w-]*)?", value):
+        shape = "name"
+    elif re.fullmatch(r"[\w.@:/+-]*\d[\w.@:/+-]*|[\w.-]+@[\w.-]+|[\w-]+(?:\.[\w-]+)+", value):
+        shape = "code"  # numbers, addresses, hostnames
+    else:
+        return None
+    return m[1].lower(), shape
 
 
 def normalized(fact: str) -> str:

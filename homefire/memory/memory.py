@@ -237,10 +237,10 @@ class Memory:
                     self.store.update_fact(f["id"], pinned=True)
                 return Fact(f["id"], f["text"], f["pinned"] or pinned), "known"
         vectors = self.embed(text)
-        subject = rules.subject(text)
+        slot = rules.slot(text)
         target: int | None = None
-        if subject is not None:
-            target = next((f["id"] for f in existing if rules.subject(f["text"]) == subject), None)
+        if slot is not None:
+            target = next((f["id"] for f in existing if rules.slot(f["text"]) == slot), None)
         if target is None and existing:
             self.index()
             near = self._nearest("fact", self._query_vector(text), 1)
