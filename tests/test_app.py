@@ -80,6 +80,9 @@ class ScriptedEngine:
     def __init__(self, reply: list[str], delay: float = 0.01) -> None:
         self.reply, self.delay, self.last_stats = reply, delay, None
 
+    def fit(self, messages, max_tokens):  # type: ignore[no-untyped-def]
+        return messages  # every message fits: this engine has no context limit
+
     def stream(self, messages, settings, cancel=None) -> Iterator[str]:  # type: ignore[no-untyped-def]
         for piece in self.reply:
             if cancel is not None and cancel.is_set():
