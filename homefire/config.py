@@ -20,6 +20,10 @@ def data_dir() -> Path:
         base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
         path = Path(base) / "homefire"
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # A data dir made earlier, by hand or with a loose umask, is tightened: it holds the user's chats.
+    st = path.stat()
+    if st.st_mode & 0o077 and st.st_uid == os.getuid():
+        path.chmod(0o700)
     return path
 
 
