@@ -165,7 +165,16 @@ class Assistant:
         if command == "/remember":
             from .memory.facts import explicit
 
-            fact, status = self.memory.remember(explicit(rest), pinned=False)
+            # Memory writes are flagged, not refused: a flagged fact is kept and listed but never recalled.
+            verdict = self.guard.check(rest) if self.guard is not None else None
+            flag = verdict.label if verdict is not None and not verdict.allowed else None
+            fact, status = self.memory.remember(explicit(rest), pinned=False, guard_flag=flag)
+            if status == "flagged":
+                yield (
+                    f"Kept as fact {fact.id}, but the guard reads it as {flag}, so it will not be recalled into "
+                    "my prompts. See or forget it with `homefire memory list` / `/forget`."
+                )
+                return
             said = {"added": "I'll remember", "updated": "Updated", "known": "I already knew"}[status]
             yield f"{said}: {fact.text} (fact {fact.id})"
             return

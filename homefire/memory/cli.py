@@ -130,7 +130,8 @@ def cmd_memory(args: argparse.Namespace) -> int:
         print(f"{'ID':>4}  {'PIN':<3}  {'LAST USED':<16}  FACT")
         for f in rows:
             used = (f["last_used"] or "never")[:16].replace("T", " ")
-            print(f"{f['id']:>4}  {'yes' if f['pinned'] else '':<3}  {used:<16}  {f['text']}")
+            flag = f"  [flagged by the guard: {f['guard_flag']}; never recalled]" if f.get("guard_flag") else ""
+            print(f"{f['id']:>4}  {'yes' if f['pinned'] else '':<3}  {used:<16}  {f['text']}{flag}")
         return 0
     if action == "add":
         from .facts import explicit

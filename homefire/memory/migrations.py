@@ -109,3 +109,10 @@ def m001_initial(db: Database) -> None:
     # Triggers keep the full-text index in step with every insert, update and delete.
     db.table("messages").enable_fts(["text"], create_triggers=True, tokenize="porter", replace=True)
     db.table("facts").enable_fts(["text"], create_triggers=True, tokenize="porter", replace=True)
+
+
+@migration
+def m002_fact_guard_flag(db: Database) -> None:
+    # A fact the guard flags (e.g. an instruction planted as a "fact") is kept, shown, and never recalled.
+    if "guard_flag" not in db["facts"].columns_dict:
+        db.execute("alter table facts add column guard_flag text")

@@ -286,11 +286,13 @@ class Store:
 
     # facts -----------------------------------------------------------------------------------
 
-    def add_fact(self, text: str, source_message_id: int | None = None, pinned: bool = False) -> int:
+    def add_fact(
+        self, text: str, source_message_id: int | None = None, pinned: bool = False, guard_flag: str | None = None
+    ) -> int:
         with self.transaction() as conn:
             cur = conn.execute(
-                "insert into facts (text, source_message_id, created, pinned) values (?, ?, ?, ?)",
-                [text, source_message_id, now(), int(pinned)],
+                "insert into facts (text, source_message_id, created, pinned, guard_flag) values (?, ?, ?, ?, ?)",
+                [text, source_message_id, now(), int(pinned), guard_flag],
             )
         return int(cur.lastrowid or 0)
 
