@@ -93,8 +93,8 @@ class Assistant:
         self.memory = memory
         self.recall_budget = recall_budget
         self.last_facts: list[Fact] = []  # the facts recalled into the latest answer's prompt
-        if memory is not None and guard is not None and memory._encoder is None:
-            memory.use_encoder(guard.encoder)  # one MiniLM in memory, not two
+        if memory is not None and guard is not None:
+            memory.use_guard(guard)  # facts are checked as they are written; one MiniLM serves both
 
     def explain(self) -> str:
         """The guard's reasoning on the latest user message, in Markdown (the TUI's /why)."""
@@ -166,12 +166,11 @@ class Assistant:
             from .memory.facts import explicit
 
             # Memory writes are flagged, not refused: a flagged fact is kept and listed but never recalled.
-            verdict = self.guard.check(rest) if self.guard is not None else None
-            flag = verdict.label if verdict is not None and not verdict.allowed else None
-            fact, status = self.memory.remember(explicit(rest), pinned=False, guard_flag=flag)
+            fact, status = self.memory.remember(explicit(rest), pinned=False)
             if status == "flagged":
+                label = self.memory.store.fact(fact.id)["guard_flag"]
                 yield (
-                    f"Kept as fact {fact.id}, but the guard reads it as {flag}, so it will not be recalled into "
+                    f"Kept as fact {fact.id}, but the guard reads it as {label}, so it will not be recalled into "
                     "my prompts. See or forget it with `homefire memory list` / `/forget`."
                 )
                 return

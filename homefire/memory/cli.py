@@ -133,12 +133,17 @@ def cmd_memory(args: argparse.Namespace) -> int:
             flag = f"  [flagged by the guard: {f['guard_flag']}; never recalled]" if f.get("guard_flag") else ""
             print(f"{f['id']:>4}  {'yes' if f['pinned'] else '':<3}  {used:<16}  {f['text']}{flag}")
         return 0
+    if action in ("add", "import"):
+        from ..assistant import load_guard
+
+        memory.use_guard(load_guard())  # facts written here are checked like /remember ($HOMEFIRE_GUARD=off: not)
     if action == "add":
         from .facts import explicit
 
         # Same wording as /remember: "my daughter is Maya" is kept as "User's daughter is Maya."
         fact, status = memory.remember(explicit(" ".join(args.text)), pinned=args.pin)
-        print(f"{status} fact {fact.id}: {fact.text}")
+        note = " (flagged by the guard: kept, never recalled)" if status == "flagged" else ""
+        print(f"{status} fact {fact.id}: {fact.text}{note}")
         return 0
     if action == "edit":
         text = " ".join(args.text).strip()
@@ -162,7 +167,10 @@ def cmd_memory(args: argparse.Namespace) -> int:
         return 0
     if action == "import":
         counts = memory.import_facts(args.file)
-        print(f"imported {args.file}: {counts['added']} added, {counts['updated']} updated, {counts['known']} known")
+        print(
+            f"imported {args.file}: {counts['added']} added, {counts['updated']} updated, {counts['known']} known, "
+            f"{counts['flagged']} flagged by the guard (kept, never recalled)"
+        )
         return 0
     if action == "wipe":
         what = "every fact and every conversation" if args.all else "every fact"

@@ -97,6 +97,7 @@ class Memory:
     def __init__(self, store: Store | None = None, encoder: Encoder | None = None) -> None:
         self.store = store or Store()
         self._encoder = encoder
+        self.guard: Any = None  # with a guard, every fact written is checked and flagged if it must be
         self._cache: dict[str, tuple[int, int, np.ndarray, np.ndarray]] = {}
         self._cache_version: dict[str, tuple[int, int]] = {}
 
@@ -107,6 +108,12 @@ class Memory:
 
             self._encoder = Encoder(threads=1)
         return self._encoder
+
+    def use_guard(self, guard: Any) -> None:
+        """Check every fact written from now on (flagged facts are kept, listed and never recalled)."""
+        self.guard = guard
+        if guard is not None and self._encoder is None:
+            self._encoder = guard.encoder  # one MiniLM in memory, not two
 
     def use_encoder(self, encoder: Encoder) -> None:
         """Share an encoder already loaded (the guard's) instead of loading a second copy."""
@@ -236,6 +243,9 @@ class Memory:
             raise MemoryStoreError("there is nothing to remember: say what, e.g. /remember my server is at home.lan")
         if len(text) > 2000:
             raise MemoryStoreError("that is too long to keep as a fact (at most 2,000 characters)")
+        if guard_flag is None and self.guard is not None:
+            verdict = self.guard.check(text)
+            guard_flag = None if verdict.allowed else verdict.label
         if guard_flag:
             fact_id = self.store.add_fact(text, source_message_id, pinned, guard_flag)
             return Fact(fact_id, text, pinned), "flagged"
@@ -357,7 +367,7 @@ class Memory:
                 line = re.sub(r"^\s*(?:[-*]|\d+\.)\s+", "", line).strip()
                 if line and not line.startswith("#"):
                     items.append((line.removesuffix(" (pinned)"), line.endswith(" (pinned)")))
-        counts = {"added": 0, "updated": 0, "known": 0}
+        counts = {"added": 0, "updated": 0, "known": 0, "flagged": 0}
         for text, pinned in items:
             counts[self.remember(text, pinned=pinned)[1]] += 1
         return counts
