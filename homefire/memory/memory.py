@@ -97,7 +97,7 @@ class Memory:
     def __init__(self, store: Store | None = None, encoder: Encoder | None = None) -> None:
         self.store = store or Store()
         self._encoder = encoder
-        self.guard: Any = None  # with a guard, every fact written is checked and flagged if it must be
+        self.guard: Any = None  # with a guard, every fact written is checked for planted instructions
         self._cache: dict[str, tuple[int, int, np.ndarray, np.ndarray]] = {}
         self._cache_version: dict[str, tuple[int, int]] = {}
 
@@ -244,8 +244,10 @@ class Memory:
         if len(text) > 2000:
             raise MemoryStoreError("that is too long to keep as a fact (at most 2,000 characters)")
         if guard_flag is None and self.guard is not None:
+            # Only instructions are a risk here (recalled facts join the system prompt): a fact about
+            # the user's own family reads as "private information" to the guard and must stay usable.
             verdict = self.guard.check(text)
-            guard_flag = None if verdict.allowed else verdict.label
+            guard_flag = "jailbreak" if not verdict.allowed and verdict.label == "jailbreak" else None
         if guard_flag:
             fact_id = self.store.add_fact(text, source_message_id, pinned, guard_flag)
             return Fact(fact_id, text, pinned), "flagged"
