@@ -197,6 +197,9 @@ def test_refusals_say_why_and_offer_rebuild(small: C.Cartridge, engine: Engine, 
         f.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(CartridgeError, match=r"altered.*cartridge rebuild altered"):
         C.validate(altered, engine)
+    engine.reset()  # nothing in the cache: activating must read, and so check, the state file
+    with pytest.raises(CartridgeError, match=r"altered.*cartridge rebuild altered"):
+        C.activate(engine, [altered])
 
 
 def test_changed_source_makes_it_stale_and_rebuild_fixes_it(engine: Engine, tmp_path: Path) -> None:

@@ -281,8 +281,10 @@ def status(cart: Cartridge) -> str:
     return "ok"
 
 
-def validate(cart: Cartridge, engine: Engine) -> None:
-    """Refuse, with the reason, a cartridge this engine cannot use exactly."""
+def validate(cart: Cartridge, engine: Engine, state_sha256: bool = True) -> None:
+    """Refuse, with the reason, a cartridge this engine cannot use exactly.
+
+    state_sha256=False skips hashing the state file (tens of MB), for when it will not be read."""
     m, name = cart.manifest, cart.name
     hint = rebuild_hint(name)
     if m["llama_cpp_python"] != llama_cpp.__version__:
@@ -311,8 +313,16 @@ def validate(cart: Cartridge, engine: Engine) -> None:
         raise CartridgeError(f"cartridge '{name}' is stale ({state[7:]}): {hint}")
     if state != "ok":
         raise CartridgeError(f"cartridge '{name}' is {state}: {hint}")
-    if sha256_file(cart.state_file) != m["state"]["sha256"]:
-        raise CartridgeError(f"cartridge '{name}' is damaged (its state file was altered): {hint}")
+    if state_sha256:
+        check_state(cart)
+
+
+def check_state(cart: Cartridge) -> None:
+    """The state file must be the one the manifest describes, byte for byte."""
+    if sha256_file(cart.state_file) != cart.manifest["state"]["sha256"]:
+        raise CartridgeError(
+            f"cartridge '{cart.name}' is damaged (its state file was altered): {rebuild_hint(cart.name)}"
+        )
 
 
 # -- building ---------------------------------------------------------------------------------
@@ -639,16 +649,19 @@ def activate(engine: Engine, carts: Sequence[Cartridge], progress: Progress | No
     if not carts:
         raise CartridgeError("no cartridge given")
     for cart in carts:
-        validate(cart, engine)
-    system = system_message([c.documents for c in carts])
-    target = _prefix_tokens(engine, [c.documents for c in carts])
+        validate(cart, engine, state_sha256=False)  # cheap checks on every question (a source may change)
+    documents = [c.documents for c in carts]
+    system = system_message(documents)
+    target = _prefix_tokens(engine, documents)
     if len(target) > engine.n_ctx - ANSWER_ROOM:
         raise CartridgeError(
             f"cartridges {', '.join(c.name for c in carts)} together are {len(target):,} tokens, "
             f"more than fits in this {engine.n_ctx:,}-token context: ask with fewer, or a larger --ctx"
         )
     if engine.cached_tokens[: len(target)] == target:
-        return system  # already in the cache (a follow-up question)
+        return system  # already in the cache (a follow-up question): no state file is read
+    for cart in carts:
+        check_state(cart)
     if len(carts) == 1:
         if engine.load_state(carts[0].state_file) != target:
             engine.reset()
