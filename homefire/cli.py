@@ -54,9 +54,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
     guard = load_guard(args.guard)
     memory = None
     if not args.incognito:
-        from .memory import Memory
+        from .memory.cli import open_memory
 
-        memory = Memory()  # opened before the model loads: a busy or damaged database says so at once
+        # Opened before the model loads: a busy, damaged or locked database says so at once (or asks its passphrase).
+        memory = open_memory()
     engine = _engine_for(args, args.cartridge)
     assistant = Assistant(engine, system_prompt=args.system, settings=settings, guard=guard, memory=memory)
     if args.cartridge:

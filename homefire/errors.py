@@ -43,3 +43,11 @@ class Cancelled(HomefireError):
 
 class MemoryStoreError(HomefireError):
     """The memory database cannot be used (busy, damaged, newer than this homefire, disk full) or input is bad."""
+
+
+class MemoryLocked(MemoryStoreError):
+    """The memory database is encrypted and no passphrase was given: ask for one, then open it again."""
+
+
+class WrongPassphrase(MemoryLocked):
+    """The passphrase given does not open the encrypted memory database (nothing was changed)."""

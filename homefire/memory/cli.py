@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import MemoryStoreError
+from ..errors import MemoryLocked, MemoryStoreError, WrongPassphrase
+from . import crypto
 from .memory import Memory
+
+NEW_PASSPHRASE_ENV = "HOMEFIRE_NEW_PASSPHRASE"
 
 
 def register(subparsers: Any) -> None:
@@ -54,11 +59,89 @@ def register(subparsers: Any) -> None:
     wipe.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     rec = msub.add_parser("recover", help="copy what is readable of a damaged memory database into a new file")
     rec.add_argument("--to", type=Path, default=None, help="where to write it (default memory.recovered-TIME.db)")
+    msub.add_parser("encrypt", help=f"encrypt the database with a passphrase (${crypto.PASSPHRASE_ENV} or asked)")
+    msub.add_parser("decrypt", help="store the database unencrypted again")
+    msub.add_parser("rekey", help=f"change the passphrase (the new one: ${NEW_PASSPHRASE_ENV} or asked)")
     memory.set_defaults(func=cmd_memory)
 
 
+def open_memory() -> Memory:
+    """The memory database, unlocked: with $HOMEFIRE_PASSPHRASE if set, else (encrypted, on a terminal) by asking
+    for the passphrase, three tries at most. Without a terminal a locked database is a one-line error."""
+    try:
+        return Memory.open()
+    except WrongPassphrase:
+        raise
+    except MemoryLocked:
+        if not sys.stdin.isatty():
+            raise
+    error: MemoryLocked | None = None
+    for _ in range(3):
+        passphrase = getpass.getpass("memory passphrase: ")
+        try:
+            return Memory.open(passphrase=passphrase)
+        except WrongPassphrase as exc:
+            error = exc
+            print(f"homefire: {exc}", file=sys.stderr)
+    assert error is not None
+    raise error
+
+
+def _passphrase(prompt: str, env: str, confirm: bool = False) -> str:
+    """A passphrase from `env`, or asked on the terminal (twice when it is a new one)."""
+    given = os.environ.get(env)
+    if given:
+        return given
+    if not sys.stdin.isatty():
+        raise MemoryStoreError(f"no passphrase: set {env} (there is no terminal to ask on)")
+    first = getpass.getpass(prompt)
+    if confirm and getpass.getpass("again, to be sure: ") != first:
+        raise MemoryStoreError("the two passphrases differ: nothing was changed")
+    return first
+
+
+def _crypt(action: str) -> int:
+    """encrypt / decrypt / rekey: the database is rewritten into a new file, checked, then swapped in."""
+    from .store import default_path
+
+    path = default_path()
+    encrypted = path.exists() and crypto.looks_encrypted(path)
+    if action == "encrypt":
+        if encrypted:
+            raise MemoryStoreError(
+                "the memory database is already encrypted: `homefire memory rekey` changes the passphrase"
+            )
+        crypto.driver()  # say how to install it before asking for anything
+        new = _passphrase("new memory passphrase: ", crypto.PASSPHRASE_ENV, confirm=True)
+        if not path.exists() or path.stat().st_size == 0:
+            Memory.open(passphrase=new).close()  # a new, empty, encrypted database
+            counts = {"conversations": 0, "messages": 0, "facts": 0}
+        else:
+            counts = crypto.rewrite(path, None, new)
+        print(
+            f"encrypted {path} ({counts['conversations']} conversations, {counts['messages']} messages, "
+            f"{counts['facts']} facts); from now on homefire needs the passphrase (${crypto.PASSPHRASE_ENV} or asked)"
+        )
+        return 0
+    if not encrypted:
+        raise MemoryStoreError(f"the memory database is not encrypted: nothing to {action} ({path})")
+    old = _passphrase("memory passphrase: ", crypto.PASSPHRASE_ENV)
+    if action == "decrypt":
+        counts = crypto.rewrite(path, old, None)
+        print(
+            f"decrypted {path} ({counts['messages']} messages, {counts['facts']} facts): it is stored unencrypted now"
+            + (f"; unset {crypto.PASSPHRASE_ENV}" if os.environ.get(crypto.PASSPHRASE_ENV) else "")
+        )
+        return 0
+    crypto.connect(path, old, 3.0).close()  # a wrong current passphrase is said before the new one is asked
+    new = _passphrase("new memory passphrase: ", NEW_PASSPHRASE_ENV, confirm=True)
+    counts = crypto.rewrite(path, old, new)
+    print(f"changed the passphrase of {path} ({counts['messages']} messages, {counts['facts']} facts)")
+    return 0
+
+
 def cmd_history(args: argparse.Namespace) -> int:
-    memory = Memory()
+    memory = open_memory()
     store = memory.store
     action = args.history_action
     if action == "list":
@@ -119,7 +202,9 @@ def _recover(args: argparse.Namespace) -> int:
 def cmd_memory(args: argparse.Namespace) -> int:
     if args.memory_action == "recover":
         return _recover(args)  # before opening: the database may not open at all
-    memory = Memory()
+    if args.memory_action in ("encrypt", "decrypt", "rekey"):
+        return _crypt(args.memory_action)  # these rewrite the file: nothing else may have it open
+    memory = open_memory()
     store = memory.store
     action = args.memory_action
     if action == "list":

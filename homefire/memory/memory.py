@@ -101,6 +101,17 @@ class Memory:
         self._cache: dict[str, tuple[int, int, np.ndarray, np.ndarray]] = {}
         self._cache_version: dict[str, tuple[int, int]] = {}
 
+    @classmethod
+    def open(cls, path: Path | None = None, passphrase: str | None = None, encoder: Encoder | None = None) -> Memory:
+        """The memory at `path` (default `<data dir>/memory.db`), unlocked with `passphrase` if it is encrypted
+        (None: $HOMEFIRE_PASSPHRASE). Raises MemoryLocked when it is encrypted and no passphrase was given,
+        WrongPassphrase (a MemoryLocked) when the passphrase is wrong; neither changes the file."""
+        return cls(Store(path, passphrase=passphrase), encoder)
+
+    @property
+    def encrypted(self) -> bool:
+        return self.store.encrypted
+
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:

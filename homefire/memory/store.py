@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import stat
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from sqlite_utils import Database
 
 from .. import config
 from ..errors import MemoryStoreError
+from . import crypto
 from .migrations import migrate
 
 DB_NAME = "memory.db"
@@ -38,19 +40,45 @@ def default_path() -> Path:
     return config.data_dir() / DB_NAME
 
 
-class Store:
-    """The memory database. Safe to share between threads (one connection behind a lock)."""
+def _error_classes() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """(operational, database) error classes of sqlite3 and, once it is in use, of SQLCipher's module."""
+    operational: list[type[Exception]] = [sqlite3.OperationalError]
+    database: list[type[Exception]] = [sqlite3.DatabaseError]
+    cipher = sys.modules.get("sqlcipher3.dbapi2")
+    if cipher is not None:
+        operational.append(cipher.OperationalError)
+        database.append(cipher.DatabaseError)
+    return tuple(operational), tuple(database)
 
-    def __init__(self, path: Path | None = None, timeout: float = BUSY_TIMEOUT_S) -> None:
+
+class Store:
+    """The memory database. Safe to share between threads (one connection behind a lock).
+
+    With a passphrase (given, or $HOMEFIRE_PASSPHRASE) the file is a SQLCipher database: a new one is
+    created encrypted, an encrypted one is opened with it. An encrypted file opened without one raises
+    MemoryLocked; a wrong passphrase raises WrongPassphrase. Neither changes a byte of the file."""
+
+    def __init__(
+        self, path: Path | None = None, timeout: float = BUSY_TIMEOUT_S, passphrase: str | None = None
+    ) -> None:
         self.path = Path(path) if path else default_path()
         self._lock = threading.RLock()
+        if passphrase is None:
+            passphrase = crypto.passphrase_from_env()
+        self.encrypted = passphrase is not None
         with self._errors():
+            existed = self.path.exists()
             # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
             # database file's mode, so they are private from their first byte too.
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)
             os.chmod(self.path, 0o600)
-            conn = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False)
+            try:
+                conn = crypto.connect(self.path, passphrase, timeout, create=True)
+            except BaseException:
+                if not existed and self.path.stat().st_size == 0:
+                    self.path.unlink()  # the empty file made above: leave no trace of a failed open
+                raise
             try:
                 conn.execute("pragma journal_mode=wal")
                 conn.execute("pragma foreign_keys=on")
@@ -74,12 +102,13 @@ class Store:
     @contextmanager
     def _errors(self) -> Iterator[None]:
         """Turn SQLite's exceptions into one-line messages that say what to do."""
+        operational, database = _error_classes()
         try:
             with self._lock:
                 yield
         except MemoryStoreError:
             raise
-        except sqlite3.OperationalError as exc:
+        except operational as exc:
             text = str(exc).lower()
             if "locked" in text or "busy" in text:
                 raise MemoryStoreError(
@@ -94,7 +123,7 @@ class Store:
                     f"the memory database cannot be written: check the permissions of {self.path}"
                 ) from None
             raise MemoryStoreError(f"the memory database failed: {exc} ({self.path})") from None
-        except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
+        except database as exc:  # "file is not a database", "database disk image is malformed"
             raise MemoryStoreError(
                 f"the memory database is damaged ({exc}) and was left untouched: `homefire memory recover` copies "
                 f"what is readable into a new file (or move {self.path} aside to start afresh)"
@@ -401,22 +430,28 @@ class Store:
 SALVAGE_TABLES = ("conversations", "messages", "facts")
 
 
-def salvage(damaged: Path, dest: Path) -> dict[str, int]:
+def salvage(damaged: Path, dest: Path, passphrase: str | None = None) -> dict[str, int]:
     """Copy what is still readable of a damaged memory database into a new one at `dest`; `damaged` is
     only ever opened read-only. Rows are read one by one where a whole-table read fails, so one bad page
-    costs only the rows on it. Vectors and the search index are rebuilt, not copied."""
+    costs only the rows on it. Vectors and the search index are rebuilt, not copied. An encrypted one is
+    read with `passphrase` (None: $HOMEFIRE_PASSPHRASE), and the copy is encrypted with it too."""
     if dest.exists():
         raise MemoryStoreError(f"{dest} already exists: choose another path with --to")
+    key = passphrase if passphrase is not None else crypto.passphrase_from_env()
+    # A damaged plain file is read as one (with a passphrase, the copy is encrypted all the same).
+    src_key = key if crypto.looks_encrypted(damaged) else None
+    _, database_errors = _error_classes()
     try:
-        src = sqlite3.connect(f"file:{damaged}?mode=ro", uri=True)
+        src = crypto.connect(damaged, src_key, BUSY_TIMEOUT_S, readonly=True)
+        _, database_errors = _error_classes()
         src.execute("select count(*) from sqlite_master").fetchone()
-    except sqlite3.DatabaseError:
+    except database_errors:
         raise MemoryStoreError(
             f"nothing in {damaged} can be read (its header is damaged): there is nothing to recover"
         ) from None
     counts = dict.fromkeys(SALVAGE_TABLES, 0)
     counts["unreadable"] = 0
-    target = Store(dest)
+    target = Store(dest, passphrase=key)
     keep = {
         "conversations": ("id", "title", "model", "cartridges", "created", "updated"),
         "messages": (
@@ -438,18 +473,18 @@ def salvage(damaged: Path, dest: Path) -> dict[str, int]:
             cols = ", ".join(keep[table])
             try:
                 rows = src.execute(f"select {cols} from {table}").fetchall()
-            except sqlite3.DatabaseError:
+            except database_errors:
                 rows = []
                 try:
                     top: int | None = src.execute(f"select max(rowid) from {table}").fetchone()[0] or 0
-                except sqlite3.DatabaseError:
+                except database_errors:
                     top = None  # unknown: read on until a long run of missing rows
                 rowid = misses = 0
                 while (rowid < top) if top is not None else (misses < 10_000):
                     rowid += 1
                     try:
                         row = src.execute(f"select {cols} from {table} where rowid = ?", [rowid]).fetchone()
-                    except sqlite3.DatabaseError:
+                    except database_errors:
                         counts["unreadable"] += 1
                         misses += 1
                         continue
