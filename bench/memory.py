@@ -7,7 +7,8 @@ as in a real turn. Embedding 100,000 messages with the real encoder would take m
 2 cores, so only `--real-vectors` of them get real MiniLM vectors; the rest get random unit
 vectors, which cost exactly as much to search. Queries are embedded with the real encoder.
 Fact recall uses 50 scripted (statement, question) pairs spoken in conversations, with chatter
-that must not become facts.
+that must not become facts (the development split), and 30 held-out pairs never tuned on.
+`--passphrase PW` measures an encrypted (SQLCipher) database; `--facts-only` skips the 100k part.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +41,9 @@ WORDS = (
 # (what the user says, a word the right fact contains, a later question that needs it)
 PAIRS = [
     ("My daughter is Maya.", "maya", "What should I get my daughter for her birthday?"),
-    ("I'm allergic to peanuts.", "peanuts", "Suggest a snack I can take on a hike."),
+    # "peanut", not "peanuts": "I have a peanut allergy." below updates this fact (a near-duplicate), and the
+    # stored "User has a peanut allergy." is the right fact for this question too.
+    ("I'm allergic to peanuts.", "peanut", "Suggest a snack I can take on a hike."),
     ("Remember that my server is at home.lan.", "home.lan", "How do I ssh into my server?"),
     ("I live in Glasgow.", "glasgow", "What's the weather like where I live?"),
     ("I am vegetarian.", "vegetarian", "What should I cook for dinner tonight?"),
@@ -89,6 +93,40 @@ PAIRS = [
     ("I live in a flat on the fifth floor.", "fifth", "Which floor do I live on?"),
     ("My favourite food is ramen.", "ramen", "What should I order for lunch?"),
 ]
+# Held out: written after recall@3 stood at 0.88 on PAIRS and before any change made to raise it; never
+# tuned on. Reported apart from PAIRS (the development split) so a gain there can be told from overfitting.
+HELDOUT_PAIRS = [
+    ("My husband is called Tom.", "tom", "What's my husband's name?"),
+    ("I'm allergic to bee stings.", "bee", "What should I carry when I go walking in summer?"),
+    ("I live in Montreal.", "montreal", "Do I need snow tyres this winter?"),
+    ("My daughter is 12 years old.", "12", "Which films are suitable for my daughter?"),
+    ("I work as an accountant.", "accountant", "What's a good certification for my career?"),
+    ("My cat is called Pepper.", "pepper", "What's my cat's name?"),
+    ("I speak German.", "german", "Which language should I use when I visit Vienna?"),
+    ("I use Arch Linux.", "arch", "How do I update all packages on my system?"),
+    ("My wifi network is called Hearth.", "hearth", "Which wifi network should my guests join?"),
+    ("I'm vegan.", "vegan", "Suggest a dessert recipe for me."),
+    ("I was born in 1988.", "1988", "How old will I be next year?"),
+    ("My favourite author is Ursula Le Guin.", "ursula", "Recommend me a book to read next."),
+    ("I have a Labrador named Rufus.", "rufus", "How long should I walk my dog each day?"),
+    ("I play the piano.", "piano", "What instrument should I practise this evening?"),
+    ("My NAS is at 10.0.0.5.", "10.0.0.5", "How do I mount my NAS?"),
+    ("I'm gluten intolerant.", "gluten", "Can I eat regular pasta?"),
+    ("My grandmother lives in Naples.", "naples", "Where should I fly to visit my grandmother?"),
+    ("I drive a Volkswagen Golf.", "golf", "What tyre pressure does my car need?"),
+    ("Remember that my passport expires in May 2027.", "passport", "When do I need to renew my passport?"),
+    ("I'm a software engineer.", "software", "What should I put in my CV?"),
+    ("My partner is called Alex.", "alex", "Help me plan a surprise for my partner."),
+    ("I prefer Celsius.", "celsius", "What temperature should I bake bread at?"),
+    ("I own a sailboat.", "sailboat", "What maintenance does my boat need before spring?"),
+    ("My office is in Leeds.", "leeds", "How long is my commute by train from York?"),
+    ("I'm left-handed.", "left", "Which scissors should I buy?"),
+    ("My favourite sport is cycling.", "cycling", "What should I do this weekend to stay fit?"),
+    ("I have high blood pressure.", "blood", "Is a lot of salt bad for me?"),
+    ("My printer is a Brother HL-L2350.", "brother", "How do I replace the toner in my printer?"),
+    ("I teach maths at a primary school.", "maths", "Give me a fun activity for my lessons."),
+    ("My son's name is Leo.", "leo", "What's my son called?"),
+]
 CHATTER = [
     "What is the capital of France?",
     "My question is about Python decorators.",
@@ -113,10 +151,12 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def bench_scale(n_messages: int, n_conversations: int, real_vectors: int, queries: int = 50) -> dict[str, float]:
+def bench_scale(
+    n_messages: int, n_conversations: int, real_vectors: int, passphrase: str | None = None, queries: int = 50
+) -> dict[str, float]:
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "memory.db")
+        store = Store(Path(tmp) / "memory.db", passphrase=passphrase)
         memory = Memory(store)
         convs = [store.new_conversation(f"conversation {i}", "smollm2-135m") for i in range(n_conversations)]
         # A Zipf-like vocabulary: a few very common words and a long tail, as in real chat text.
@@ -150,7 +190,7 @@ def bench_scale(n_messages: int, n_conversations: int, real_vectors: int, querie
                 memory.search(q, mode=mode)
                 timings[mode].append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        fresh = Memory(Store(Path(tmp) / "memory.db"))
+        fresh = Memory(Store(Path(tmp) / "memory.db", passphrase=passphrase))
         fresh.search(qs[1])
         cold_ms = (time.perf_counter() - t) * 1000
         # Streamed-answer writes at this size: one small update transaction each.
@@ -175,31 +215,36 @@ def bench_scale(n_messages: int, n_conversations: int, real_vectors: int, querie
         return out
 
 
-def bench_facts() -> dict[str, float]:
+def bench_facts(pairs: list[tuple[str, str, str]], learn: Any = None) -> dict[str, float]:
+    """Speak the statements (shuffled among chatter) in one conversation, then ask each question: is the
+    right fact among the 3 recalled? `learn(memory, text, message_id)` replaces Memory.learn (the model stage)."""
     with tempfile.TemporaryDirectory() as tmp:
         memory = Memory(Store(Path(tmp) / "memory.db"))
         cid = memory.store.new_conversation("facts")
-        lines = [p[0] for p in PAIRS] + CHATTER
+        lines = [p[0] for p in pairs] + CHATTER
         random.Random(3).shuffle(lines)
         for line in lines:
             mid = memory.store.add_message(cid, "user", line)
-            memory.learn(line, mid)
+            if learn is None:
+                memory.learn(line, mid)
+            else:
+                learn(memory, line, mid)
         stored = [f["text"] for f in memory.store.facts()]
-        keys = [k for _, k, _ in PAIRS]
+        keys = [k for _, k, _ in pairs]
         correct = [f for f in stored if any(k in normalized(f).split() or k in f.lower() for k in keys)]
         hits = 0
-        for _, key, question in PAIRS:
+        for _, key, question in pairs:
             recalled = memory.recall(question, budget_tokens=10_000, limit=3)[:3]
             hits += any(key in f.text.lower() for f in recalled)
         unrelated = [memory.recall(q, budget_tokens=10_000, limit=3) for q in CHATTER + UNRELATED]
         memory.close()
         return {
             "unrelated_facts_per_question": sum(map(len, unrelated)) / len(unrelated),
-            "pairs": len(PAIRS),
+            "pairs": len(pairs),
             "facts_stored": len(stored),
-            "facts_missed": len(PAIRS) - len({k for k in keys if any(k in f.lower() for f in stored)}),
+            "facts_missed": len(pairs) - len({k for k in keys if any(k in f.lower() for f in stored)}),
             "stored_precision": len(correct) / max(len(stored), 1),
-            "recall_at_3": hits / len(PAIRS),
+            "recall_at_3": hits / len(pairs),
         }
 
 
@@ -208,23 +253,39 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--conversations", type=int, default=2_000)
     ap.add_argument("--real-vectors", type=int, default=2_000)
+    ap.add_argument("--passphrase", default=None, help="measure an encrypted database (SQLCipher) instead")
+    ap.add_argument("--facts-only", action="store_true", help="only the fact recall part (no 100k messages)")
     args = ap.parse_args()
-    scale = bench_scale(args.messages, args.conversations, min(args.real_vectors, args.messages))
-    facts = bench_facts()
-    print(f"\nmemory at {scale['messages']:,} messages in {args.conversations:,} conversations\n")
-    print("| measure | value |\n|---|---|")
-    print(f"| insert rate (one transaction per message, FTS triggers) | {scale['insert_per_s']:,.0f} msg/s |")
-    print(f"| streamed-answer update (one transaction) | {scale['stream_write_ms']:.2f} ms |")
-    print(f"| embedding a message (MiniLM int8, one thread) | {scale['embed_ms_per_message']:.1f} ms |")
-    for mode in ("text", "vector", "hybrid"):
-        print(f"| {mode} search p50 / p95 | {scale[mode + '_p50_ms']:.1f} / {scale[mode + '_p95_ms']:.1f} ms |")
-    print(f"| first search in a new process (loads vectors) | {scale['cold_first_search_ms']:.0f} ms |")
-    print(f"| database size | {scale['db_mb']:.0f} MB |")
-    print(
-        f"| facts: stored precision / recall@3 ({facts['pairs']} pairs) | "
-        f"{facts['stored_precision']:.2f} / {facts['recall_at_3']:.2f} ({facts['facts_missed']} never extracted) |"
+    scale = (
+        {}
+        if args.facts_only
+        else bench_scale(args.messages, args.conversations, min(args.real_vectors, args.messages), args.passphrase)
     )
-    print(f"| facts recalled for an unrelated question (of 3 at most) | {facts['unrelated_facts_per_question']:.1f} |")
+    facts = {"dev": bench_facts(PAIRS), "heldout": bench_facts(HELDOUT_PAIRS)}
+    if scale:
+        keyed = " (encrypted, SQLCipher)" if args.passphrase else ""
+        print(f"\nmemory at {scale['messages']:,} messages in {args.conversations:,} conversations{keyed}\n")
+        print("| measure | value |\n|---|---|")
+        print(f"| insert rate (one transaction per message, FTS triggers) | {scale['insert_per_s']:,.0f} msg/s |")
+        print(f"| streamed-answer update (one transaction) | {scale['stream_write_ms']:.2f} ms |")
+        print(f"| embedding a message (MiniLM int8, one thread) | {scale['embed_ms_per_message']:.1f} ms |")
+        for mode in ("text", "vector", "hybrid"):
+            print(f"| {mode} search p50 / p95 | {scale[mode + '_p50_ms']:.1f} / {scale[mode + '_p95_ms']:.1f} ms |")
+        print(f"| first search in a new process (loads vectors) | {scale['cold_first_search_ms']:.0f} ms |")
+        print(f"| database size | {scale['db_mb']:.0f} MB |")
+    else:
+        print("\n| measure | value |\n|---|---|")
+    for split, name in (("dev", "development"), ("heldout", "held-out")):
+        f = facts[split]
+        print(
+            f"| facts, {name} pairs: stored precision / recall@3 ({f['pairs']} pairs) | "
+            f"{f['stored_precision']:.2f} / {f['recall_at_3']:.2f} ({f['facts_missed']} never extracted) |"
+        )
+    unrelated = (facts["dev"]["unrelated_facts_per_question"], facts["heldout"]["unrelated_facts_per_question"])
+    print(
+        "| facts recalled for an unrelated question (of 3 at most; dev / held-out) | "
+        f"{unrelated[0]:.1f} / {unrelated[1]:.1f} |"
+    )
     print(json.dumps({"scale": scale, "facts": facts}))
 
 

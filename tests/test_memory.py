@@ -162,3 +162,26 @@ def test_facts_update_a_correction_but_keep_another_thing(homefire_home: Path) -
     assert [f.text for f in memory.recall("What is the hostname of nas.lan?")][:1] == ["User's server is at nas.lan."]
     assert memory.recall("What is the capital of France?") == []
     memory.close()
+
+
+def test_recall_compares_like_with_like_and_ignores_hub_facts(homefire_home: Path) -> None:
+    from homefire.memory.facts import as_user
+
+    assert (
+        as_user("What's my sister's name? I'm curious, tell me")
+        == "What's User's sister's name? User is curious, tell User"
+    )
+    memory = Memory()
+    for text in (
+        "User's sister is called Ines.",
+        "User's favourite food is ramen.",
+        "User keeps bees.",
+        "User's router is at 192.168.0.1.",
+    ):
+        memory.remember(text)
+    # No shared word ("name" / "called"): the sentence vectors of "User's sister ..." carry it.
+    assert [f.text for f in memory.recall("What's my sister's name?")][:1] == ["User's sister is called Ines."]
+    # Questions about "my ..." or "I ..." that concern none of them recall nothing.
+    for question in ("I have a question about loops.", "My code throws a KeyError.", "What's 17 times 23?"):
+        assert memory.recall(question) == [], question
+    memory.close()

@@ -205,3 +205,12 @@ def slot(fact: str) -> tuple[str, str] | None:
 
 def normalized(fact: str) -> str:
     return re.sub(r"[^\w]+", " ", fact.lower()).strip()
+
+
+def as_user(question: str) -> str:
+    """A question in the words facts are kept in: "what's my husband's name?" -> "what's User's husband's name?",
+    so that the sentence encoder compares like with like ("User's husband is called Tom.")."""
+    text = re.sub(r"\bmy\b", "User's", question, flags=re.I)
+    text = re.sub(r"\b(?:I'm|I am)\b", "User is", text)
+    text = re.sub(r"\bI\b", "User", text)
+    return re.sub(r"\bme\b", "User", text, flags=re.I)
