@@ -292,3 +292,27 @@ async def test_passphrase_screen_escape_goes_on_without_memory(homefire_home: Pa
         await pilot.press("escape")
         await _wait(pilot, lambda: app.result != "unset")
     assert app.result is None
+
+
+def test_recover_reads_a_damaged_encrypted_database_with_its_passphrase(
+    homefire_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOMEFIRE_PASSPHRASE", "pw")
+    store = Memory.open().store
+    for i in range(40):
+        cid = store.new_conversation(f"topic {i}")
+        store.add_message(cid, "user", f"question {i} marker{i:03d} " + "lorem ipsum dolor " * 60)
+    store.close()
+    db = homefire_home / "memory.db"
+    data = bytearray(db.read_bytes())
+    page = len(data) // 4096 - 1  # the last page written: not the schema (the first pages)
+    data[page * 4096 : (page + 1) * 4096] = b"\xde\xad\xbe\xef" * 1024  # one page fails its HMAC check
+    db.write_bytes(bytes(data))
+    before = db.read_bytes()
+    out_path = homefire_home / "rescued.db"
+    assert main(["memory", "recover", "--to", str(out_path)]) == 0
+    assert "recovered 40 conversations" in capsys.readouterr().out and db.read_bytes() == before
+    assert crypto.looks_encrypted(out_path)  # the copy is encrypted with the same passphrase
+    rescued = Memory.open(out_path)
+    assert len(rescued.store.conversations()) == 40
+    rescued.close()
