@@ -329,10 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .memory.cli import register as register_memory
 
     register_memory(sub)
+    from .web.cli import register as register_web
+
+    register_web(sub)
     return parser
 
 
-_COMMANDS = ("chat", "ask", "models", "cartridge", "guard", "history", "memory")
+_COMMANDS = ("chat", "ask", "models", "cartridge", "guard", "history", "memory", "serve")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
