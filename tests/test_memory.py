@@ -185,3 +185,22 @@ def test_recall_compares_like_with_like_and_ignores_hub_facts(homefire_home: Pat
     for question in ("I have a question about loops.", "My code throws a KeyError.", "What's 17 times 23?"):
         assert memory.recall(question) == [], question
     memory.close()
+
+
+def test_recall_reference_vectors_are_cached_beside_the_database(homefire_home: Path) -> None:
+    import numpy as np
+
+    memory = Memory()
+    memory.remember("User's server is at home.lan.")
+    first = [f.text for f in memory.recall("how do I reach my server?")]
+    banks = homefire_home / "recall-banks.npz"
+    assert banks.exists() and mode(banks) == 0o600
+    with np.load(banks) as saved:
+        assert {"probe"} < set(saved.files) and len(saved.files) == 3
+    memory.close()
+    banks.write_bytes(b"not an npz file")  # a damaged cache is embedded again, never an error
+    again = Memory()
+    assert [f.text for f in again.recall("how do I reach my server?")] == first == ["User's server is at home.lan."]
+    with np.load(banks) as saved:
+        assert len(saved.files) == 3
+    again.close()

@@ -5,7 +5,9 @@ Vectors come from the guard's MiniLM encoder (one encoder per process: pass the 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ DUPLICATE_SIMILARITY = 0.9  # a new fact this close to an old one updates it rat
 # fact about the user, no longer passes on that alone. Chosen on bench/memory.py's development pairs (the
 # highest margin keeping their best recall@3); the held-out pairs were only measured. See README.
 RECALL_MARGIN = 0.1
+BANKS_FILE = "recall-banks.npz"  # the vectors of RECALL_QUESTIONS and GENERIC_FACTS, beside memory.db
+PROBE_SENTENCE = "A probe sentence tells whether the encoder is still the one that made the saved vectors."
 RECALL_QUESTIONS = (
     "How do I sort a dictionary by value in Python?",
     "What is the difference between TCP and UDP?",
@@ -360,10 +364,37 @@ class Memory:
         return [self.remember(f, source_message_id) for f in rules.extract(user_text)]
 
     def _bank(self, name: str, texts: tuple[str, ...]) -> np.ndarray:
-        """Vectors of a fixed set of sentences, embedded once per process (about 0.1 s each set)."""
-        if name not in self._banks:
-            self._banks[name] = np.stack([self._query_vector(t) for t in texts])
-        return self._banks[name]
+        """Vectors of a fixed set of sentences: embedded once (60 sentences, 0.2-1 s), then kept in
+        `recall-banks.npz` beside the database. A probe sentence's vector is kept with them: when the encoder
+        changes, the probe no longer matches and everything is embedded again."""
+        if name in self._banks:
+            return self._banks[name]
+        key = f"{name}-{hashlib.sha256(chr(10).join(texts).encode()).hexdigest()[:16]}"
+        path = self.store.path.with_name(BANKS_FILE)
+        probe = self._query_vector(PROBE_SENTENCE)
+        saved: dict[str, np.ndarray] = {}
+        try:
+            with np.load(path) as stored:
+                saved = {k: stored[k] for k in stored.files}
+        except (OSError, ValueError, EOFError):
+            pass
+        old = saved.get("probe")
+        same_encoder = old is not None and old.shape == probe.shape and bool(np.allclose(old, probe, atol=1e-4))
+        if same_encoder and key in saved:
+            vectors = saved[key]
+        else:
+            vectors = np.stack([self._query_vector(t) for t in texts])
+            saved = {**(saved if same_encoder else {}), "probe": probe, key: vectors}
+            tmp = path.with_name(f".{BANKS_FILE}.{os.getpid()}")
+            try:  # only a cache: a read-only data dir just means embedding them again next time
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    np.savez(f, **saved)  # type: ignore[arg-type]  # names are ours, never savez's options
+                os.replace(tmp, path)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+        self._banks[name] = vectors
+        return vectors
 
     def recall(self, query: str, budget_tokens: int = 120, limit: int = 5) -> list[Fact]:
         """Facts relevant to `query` (pinned ones first), as many as fit `budget_tokens` (about 4 characters each).
