@@ -208,10 +208,22 @@ def test_rewrite_failure_leaves_the_original(homefire_home: Path, monkeypatch: p
     def broken(*args: object, **kwargs: object) -> None:
         raise MemoryStoreError("the rewritten database lost rows of messages (0 of 1); the original is unchanged")
 
-    monkeypatch.setattr(crypto, "_verify", broken)
-    with pytest.raises(MemoryStoreError, match="original is unchanged"):
-        crypto.rewrite(db, "pw", "new")
+    with monkeypatch.context() as patch:
+        patch.setattr(crypto, "_verify", broken)
+        with pytest.raises(MemoryStoreError, match="original is unchanged"):
+            crypto.rewrite(db, "pw", "new")
     # Same content under the same passphrase (its WAL was folded into the file, so not the same bytes).
+    assert content(db, "pw") == before
+    assert [p.name for p in homefire_home.iterdir() if p.name.startswith(".memory")] == []
+
+    def disk_full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", disk_full)
+        with pytest.raises(MemoryStoreError) as full:
+            crypto.rewrite(db, "pw", "new")
+    assert str(full.value) == "rewriting the memory database failed (the disk is full); the original is unchanged"
     assert content(db, "pw") == before
     assert [p.name for p in homefire_home.iterdir() if p.name.startswith(".memory")] == []
     exact = digest(db)

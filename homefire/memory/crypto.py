@@ -178,19 +178,28 @@ def rewrite(path: Path, old: str | None, new: str | None, timeout: float = 3.0) 
         os.chmod(tmp, 0o600)
         _fsync(tmp)
         # Keep a second name for the old file, so that after the swap it can be overwritten, not just unlinked.
-        os.link(path, old_copy)
+        try:
+            os.link(path, old_copy)
+        except OSError:
+            pass  # a filesystem without hard links: the old file is unlinked, not overwritten
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as exc:
         src.close()
         _unlink_all(tmp)
-        if old_copy.exists() and path.exists() and not os.path.samefile(old_copy, path):
-            old_copy.unlink()  # the swap happened; the old file's second name just goes
-        elif old_copy.exists():
-            old_copy.unlink()
-        raise
+        old_copy.unlink(missing_ok=True)  # before the swap a second name of the original; after it, a leftover
+        if isinstance(exc, MemoryStoreError) or not isinstance(exc, lib.Error | OSError):
+            raise
+        reason = getattr(exc, "strerror", None) or str(exc)
+        if "full" in reason.lower() or getattr(exc, "errno", None) == 28:
+            reason = "the disk is full"
+        raise MemoryStoreError(f"rewriting the memory database failed ({reason}); the original is unchanged") from None
     src.close()
-    _shred(old_copy)
+    try:
+        _fsync_dir(path.parent)  # the rename itself on disk
+    except OSError:
+        pass
+    if old_copy.exists():
+        _shred(old_copy)
     for suffix in ("-wal", "-shm", "-journal"):
         side = path.with_name(path.name + suffix)
         if side.exists() and side.stat().st_size == 0:
