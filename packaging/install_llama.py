@@ -51,6 +51,9 @@ def cmake_args(machine: str, flags: set[str]) -> list[str]:
 
 
 def main() -> int:
+    # --wheel: build (or reuse) the wheel and print its path, installing nothing; for
+    # `pipx install --preinstall` / `uv tool install --with` (README: Install, desktop).
+    wheel_only = "--wheel" in sys.argv[1:]
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     args = cmake_args(platform.machine(), cpu_flags(cpuinfo))
     extra = os.environ.get("HOMEFIRE_CMAKE_ARGS", "")
@@ -59,7 +62,11 @@ def main() -> int:
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "homefire" / "wheels" / key
     wheels = list(cache.glob(f"llama_cpp_python-{VERSION}-*.whl"))
     if not wheels:
-        print(f"building llama-cpp-python {VERSION} (about 4 minutes on 2 cores) with: {cmake}", flush=True)
+        print(
+            f"building llama-cpp-python {VERSION} (about 4 minutes on 2 cores) with: {cmake}",
+            flush=True,
+            file=sys.stderr if wheel_only else sys.stdout,
+        )
         cache.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, CMAKE_ARGS=cmake, FORCE_CMAKE="1")
         env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
@@ -79,10 +86,14 @@ def main() -> int:
             ],
             check=True,
             env=env,
+            stdout=sys.stderr if wheel_only else None,
         )
         (cache / "CMAKE_ARGS").write_text(cmake + "\n")
-    else:
+    elif not wheel_only:
         print(f"using llama-cpp-python wheel built with: {cmake}", flush=True)
+    if wheel_only:
+        print(next(cache.glob(f"llama_cpp_python-{VERSION}-*.whl")))
+        return 0
     subprocess.run(
         [
             sys.executable,
