@@ -8,7 +8,8 @@ as in a real turn. Embedding 100,000 messages with the real encoder would take m
 vectors, which cost exactly as much to search. Queries are embedded with the real encoder.
 Fact recall uses 50 scripted (statement, question) pairs spoken in conversations, with chatter
 that must not become facts (the development split), and 30 held-out pairs never tuned on.
-`--passphrase PW` measures an encrypted (SQLCipher) database; `--facts-only` skips the 100k part.
+`--passphrase PW` measures an encrypted (SQLCipher) database; `--facts-only` skips the 100k part;
+`--model-extraction` also learns facts with the default model proposing what the rules miss.
 """
 
 from __future__ import annotations
@@ -248,6 +249,26 @@ def bench_facts(pairs: list[tuple[str, str, str]], learn: Any = None) -> dict[st
         }
 
 
+def model_learner() -> Any:
+    """Memory.learn plus the model's proposals for sentences the rules found nothing in (grounded in the user's
+    words), as bench/facts_model.py measures it: the stage homefire does not ship."""
+    from facts_model import FIRST_PERSON, ModelStage, grounded
+
+    from homefire.memory.facts import _SENTENCES, extract
+
+    stage = ModelStage(threads=1)
+
+    def learn(memory: Memory, text: str, message_id: int) -> None:
+        memory.learn(text, message_id)
+        for sentence in _SENTENCES.split(text):
+            if sentence.strip() and not extract(sentence) and FIRST_PERSON.search(sentence):
+                fact = grounded(sentence, stage.rewrite(sentence.strip()))
+                if fact:
+                    memory.remember(fact, message_id)
+
+    return learn
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=100_000)
@@ -255,6 +276,11 @@ def main() -> None:
     ap.add_argument("--real-vectors", type=int, default=2_000)
     ap.add_argument("--passphrase", default=None, help="measure an encrypted database (SQLCipher) instead")
     ap.add_argument("--facts-only", action="store_true", help="only the fact recall part (no 100k messages)")
+    ap.add_argument(
+        "--model-extraction",
+        action="store_true",
+        help="also measure facts learnt with the default model proposing what the rules miss (bench/facts_model.py)",
+    )
     args = ap.parse_args()
     scale = (
         {}
@@ -262,6 +288,9 @@ def main() -> None:
         else bench_scale(args.messages, args.conversations, min(args.real_vectors, args.messages), args.passphrase)
     )
     facts = {"dev": bench_facts(PAIRS), "heldout": bench_facts(HELDOUT_PAIRS)}
+    if args.model_extraction:
+        learn = model_learner()
+        facts["dev_model"], facts["heldout_model"] = bench_facts(PAIRS, learn), bench_facts(HELDOUT_PAIRS, learn)
     if scale:
         keyed = " (encrypted, SQLCipher)" if args.passphrase else ""
         print(f"\nmemory at {scale['messages']:,} messages in {args.conversations:,} conversations{keyed}\n")
@@ -275,10 +304,16 @@ def main() -> None:
         print(f"| database size | {scale['db_mb']:.0f} MB |")
     else:
         print("\n| measure | value |\n|---|---|")
-    for split, name in (("dev", "development"), ("heldout", "held-out")):
+    splits = [("dev", "development pairs"), ("heldout", "held-out pairs")]
+    if args.model_extraction:
+        splits += [
+            ("dev_model", "development pairs, rules + model"),
+            ("heldout_model", "held-out pairs, rules + model"),
+        ]
+    for split, name in splits:
         f = facts[split]
         print(
-            f"| facts, {name} pairs: stored precision / recall@3 ({f['pairs']} pairs) | "
+            f"| facts, {name}: stored precision / recall@3 ({f['pairs']} pairs) | "
             f"{f['stored_precision']:.2f} / {f['recall_at_3']:.2f} ({f['facts_missed']} never extracted) |"
         )
     unrelated = (facts["dev"]["unrelated_facts_per_question"], facts["heldout"]["unrelated_facts_per_question"])
