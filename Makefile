@@ -48,9 +48,11 @@ pi-deb:
 		apt-get install -y -qq --no-install-recommends gcc-aarch64-linux-gnu g++-aarch64-linux-gnu; }
 	nice -n 10 $(PY) packaging/pi/build_deb.py --suite $(PI_SUITE)
 
-# Unpack that .deb into a debootstrap'd arm64 root and run `homefire ask` and the guard under
-# qemu-aarch64-static (fetched with apt-get download; nothing registered in binfmt_misc). Needs root.
-pi-smoke: pi-deb
+# Unpack the last `make pi-deb` (built first if there is none) into a debootstrap'd arm64 root and
+# run `homefire ask` and the guard under qemu-aarch64-static (fetched with apt-get download;
+# nothing registered in binfmt_misc). Needs root (a private mount namespace). About 2 minutes.
+pi-smoke:
+	ls build/pi/homefire_*_$(PI_SUITE)_arm64.deb >/dev/null 2>&1 || $(MAKE) pi-deb
 	$(PY) packaging/pi/smoke.py --suite $(PI_SUITE)
 
 clean:

@@ -364,3 +364,11 @@ async def test_a_real_browser_chats_with_the_real_model(serve: Any, chromium: st
 
 if sys.platform != "linux":  # pragma: no cover
     pytestmark = pytest.mark.skip("the serve tests run on Linux")
+
+
+def test_each_session_runs_homefire_chat_with_the_servers_python_and_options() -> None:
+    from homefire.web.server import chat_command
+
+    command = chat_command(["--model", "my model.gguf", "--incognito"])
+    assert command.startswith(f"{sys.executable} ")
+    assert command.endswith("-m homefire chat --model 'my model.gguf' --incognito")

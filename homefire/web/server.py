@@ -65,8 +65,12 @@ def check_bind(host: str, token: str | None) -> str | None:
 
 
 def chat_command(chat_args: Sequence[str]) -> str:
-    """The shell command each browser session runs: this Python's `homefire chat` with the given options."""
-    return shlex.join([sys.executable, "-m", "homefire", "chat", *chat_args])
+    """The shell command each browser session runs: this Python's `homefire chat` with the given options.
+
+    It keeps this interpreter's isolation flags (the Pi's launcher runs `python3 -s -P`), so a
+    session imports what the server imports."""
+    flags = [flag for flag, on in (("-s", sys.flags.no_user_site), ("-P", sys.flags.safe_path)) if on]
+    return shlex.join([sys.executable, *flags, "-m", "homefire", "chat", *chat_args])
 
 
 def _require_textual_serve() -> None:

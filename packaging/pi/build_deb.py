@@ -207,7 +207,6 @@ def build(suite: str, out_dir: Path, arch: str) -> Path:
         f"Depends: python{py}, python3 (>= {py}), python3 (<< {nxt}), libgomp1, libstdc++6, libc6 (>= 2.36)\n"
         f"Section: utils\n"
         f"Priority: optional\n"
-        f"Homepage: https://localhost/homefire\n"
         f"Description: private assistant that runs on this machine (Raspberry Pi OS {suite}, 64-bit)\n"
         f" A terminal chat app on a local language model (llama.cpp), with an on-device prompt\n"
         f" guard and SQLite memory. No cloud and no network after install: the default model\n"
