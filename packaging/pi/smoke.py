@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -76,19 +78,55 @@ def rootfs(work: Path, suite: str, tree: Path) -> Path:
     return target
 
 
-def run_arm64(
-    target: Path, qemu: Path, cpuinfo: Path, home: Path, *args: str, py: str
-) -> tuple[subprocess.CompletedProcess[str], float]:
-    """`homefire ARGS` on the Pi's Python under qemu, as /usr/bin/homefire runs it."""
+def arm64_command(target: Path, qemu: Path, cpuinfo: Path, home: Path, *args: str, py: str) -> list[str]:
+    """`homefire ARGS` on the Pi's Python under qemu, as /usr/bin/homefire runs it, in a private mount namespace."""
     env = [f"PYTHONPATH={target}/opt/homefire/lib", f"HOMEFIRE_HOME={home}", "PYTHONDONTWRITEBYTECODE=1"]
     emulated = [str(qemu), "-cpu", CPU, "-L", str(target)]
     for e in env:
         emulated += ["-E", e]
     emulated += [f"{target}/usr/bin/python{py}", "-s", "-P", "-m", "homefire", *args]
     script = f"mount --bind {shlex.quote(str(cpuinfo))} /proc/cpuinfo && exec {shlex.join(emulated)}"
+    return ["unshare", "-m", "sh", "-c", script]
+
+
+def run_arm64(
+    target: Path, qemu: Path, cpuinfo: Path, home: Path, *args: str, py: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
-    out = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=home)
+    cmd = arm64_command(target, qemu, cpuinfo, home, *args, py=py)
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=home)
     return out, time.monotonic() - started
+
+
+def serve_page(target: Path, qemu: Path, cpuinfo: Path, home: Path, py: str) -> tuple[str, float]:
+    """Start `homefire serve --web` under qemu and fetch its page and script (no chat session is opened:
+    that would exec another arm64 process)."""
+    started = time.monotonic()
+    cmd = arm64_command(target, qemu, cpuinfo, home, "serve", "--web", "--port", "0", py=py)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=home)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            found = re.search(r"serving the chat app on (http://127\.0\.0\.1:\d+/)", line)
+            if found:
+                url = found.group(1)
+                local = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+                with local.open(url, timeout=60) as page:
+                    html = page.read().decode()
+                with local.open(url + "static/js/textual.js", timeout=60) as script:
+                    script.read()
+                title = re.search(r"<title>(.*?)</title>", html)
+                shown = f"GET / -> 200 ({title.group(1) if title else 'no title'}), GET /static/js/textual.js -> 200"
+                return shown, time.monotonic() - started
+        return "the server did not start", time.monotonic() - started
+    except OSError as exc:
+        return f"fetching the page failed: {exc}", time.monotonic() - started
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def main() -> int:
@@ -127,10 +165,15 @@ def main() -> int:
     if guard.returncode != 3:
         failures.append(f"guard check: expected exit 3 (blocked); stderr: {guard.stderr.strip()[-2000:]}")
 
+    page, seconds = serve_page(target, qemu, cpuinfo, home, py)
+    print(f"$ homefire serve --web --port 0  ->  {page} in {seconds:.0f}s", flush=True)
+    if not page.startswith("GET / -> 200"):
+        failures.append(f"serve --web: {page}")
+
     for f in failures:
         print(f"pi-smoke: FAILED {f}", file=sys.stderr)
     if not failures:
-        print("pi-smoke: ok: the arm64 package answers with the default model and its guard blocks a jailbreak")
+        print("pi-smoke: ok: the arm64 package answers with the default model, blocks a jailbreak, serves its page")
     return 1 if failures else 0
 
 
