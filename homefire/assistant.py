@@ -140,11 +140,31 @@ class Assistant:
         for m in self.memory.store.messages(conversation_id):
             blocked = bool(m["verdict"]) and not m["verdict"].get("allowed", True)
             blocked = blocked or (m["role"] == "assistant" and bool(conv.messages and conv.messages[-1].get("blocked")))
-            entry: Message = {"role": m["role"], "content": m["text"]}
+            entry: Message = {"role": m["role"], "content": m["text"], "id": m["id"], "verdict": m["verdict"]}
             if blocked:
                 entry["blocked"] = True
             conv.messages.append(entry)
         self.conversation = conv
+
+    def rewind(self, index: int) -> None:
+        """Forget the conversation from message `index` on (to edit a question, or regenerate an answer):
+        gone from what the model sees and from the database."""
+        dropped = self.conversation.messages[index:]
+        del self.conversation.messages[index:]
+        if self.memory is not None:
+            for m in dropped:
+                if m.get("id") is not None:
+                    self.memory.store.delete_message(m["id"])
+
+    def regenerate(self, cancel: threading.Event | None = None) -> Iterator[str]:
+        """Answer the last question again: its old answer is dropped (on disk too), the question asked anew."""
+        questions = [i for i, m in enumerate(self.conversation.messages) if m["role"] == "user"]
+        if not questions:
+            raise PromptError("there is no question to answer again yet")
+        i = questions[-1]
+        text = self.conversation.messages[i]["content"]
+        self.rewind(i)
+        yield from self.turn(text, cancel)
 
     def _saved_conversation(self, first_text: str) -> int:
         assert self.memory is not None
@@ -207,8 +227,8 @@ class Assistant:
             conv.messages.append({"role": "assistant", "content": refusal(verdict), "blocked": True})
             if self.memory is not None:
                 cid = self._saved_conversation(text)
-                self.memory.store.add_message(cid, "user", text, verdict=verdict.as_dict())
-                self.memory.store.add_message(cid, "assistant", refusal(verdict))
+                conv.messages[-2]["id"] = self.memory.store.add_message(cid, "user", text, verdict=verdict.as_dict())
+                conv.messages[-1]["id"] = self.memory.store.add_message(cid, "assistant", refusal(verdict))
             return
         if self.cartridges:
             # The documents become the system prompt; their KV state comes from disk, not a re-read.
@@ -226,6 +246,7 @@ class Assistant:
             user_id = self.memory.store.add_message(
                 cid, "user", text, verdict=verdict.as_dict() if verdict else None, tokens=count(text) if count else None
             )
+            conv.messages[-1]["id"] = user_id
             writer = self.memory.answer(cid)
             # With cartridges the system prompt is a restored KV state: changing it would re-read the documents.
             if not self.cartridges and for_model and for_model[0]["role"] == "system":
@@ -252,7 +273,8 @@ class Assistant:
         finally:
             self.last_stats = self.engine.last_stats
             if not rejected:
-                conv.messages.append({"role": "assistant", "content": "".join(pieces)})
+                answer_id = writer.message_id if writer is not None else None
+                conv.messages.append({"role": "assistant", "content": "".join(pieces), "id": answer_id})
                 if writer is not None:
                     stats = self.last_stats.as_dict() if self.last_stats else None
                     # Complete only when the model ended it; a stop, Ctrl-C or error leaves it marked incomplete.

@@ -51,7 +51,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     question = _read_question(args.question)
     settings = config.GenerationSettings(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
-    guard = load_guard(args.guard)
+    guard = load_guard(_guard_option(args) or config.load_config().guard)
     memory = None
     if not args.incognito:
         from .memory.cli import open_memory
@@ -99,7 +99,9 @@ def _engine_for(args: argparse.Namespace, cartridge_names: list[str] | None = No
     from .engine import Engine
     from .engine import cartridge as cartridges
 
-    model, kv, n_ctx = args.model, getattr(args, "kv", None), args.ctx
+    saved = config.load_config()  # what the settings screen saved; options given on the command line win
+    model, kv, n_ctx = args.model or saved.model, getattr(args, "kv", None), args.ctx or saved.n_ctx
+    args.threads = args.threads if args.threads is not None else saved.threads
     if cartridge_names:
         first = cartridges.load(cartridge_names[0]).manifest
         model = model or first["model"]["name"]
@@ -152,13 +154,13 @@ def cmd_cartridge(args: argparse.Namespace) -> int:
         manifest = cartridges.load(args.name).manifest
         args.model = args.model or manifest["model"]["name"]
         args.kv = args.kv or manifest["type_k"]
-        args.ctx = max(args.ctx, manifest["n_ctx"])
+        args.ctx = max(args.ctx or config.load_config().n_ctx, manifest["n_ctx"])
     else:
         cartridges.check_name(args.name)
         sources = cartridges.read_sources(args.paths)  # bad sources fail before the model loads
     from .assistant import load_guard
 
-    guard = load_guard(args.guard)
+    guard = load_guard(_guard_option(args) or config.load_config().guard)
     engine = _engine_for(args)
     bar = _progress_bar(f"reading into {args.name}", unit="tokens")
     started = time.monotonic()
@@ -236,15 +238,23 @@ def cmd_models(args: argparse.Namespace) -> int:
     raise AssertionError(args.action)
 
 
+def _guard_option(args: argparse.Namespace) -> str | None:
+    """--guard, else $HOMEFIRE_GUARD, else the saved setting (None: the app reads it itself)."""
+    from .assistant import guard_level
+
+    if args.guard or os.environ.get("HOMEFIRE_GUARD"):
+        return guard_level(args.guard)
+    return None
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from .app import run_app
-    from .assistant import guard_level
 
     run_app(
         model=args.model,
         n_ctx=args.ctx,
         n_threads=args.threads,
-        guard=guard_level(args.guard),
+        guard=_guard_option(args),
         incognito=args.incognito,
     )
     return 0
@@ -252,7 +262,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", help="model name from `homefire models list`, or a path to a .gguf file")
-    p.add_argument("--ctx", type=int, default=4096, help="context size in tokens (default 4096)")
+    p.add_argument("--ctx", type=int, default=None, help="context size in tokens (default: the saved setting, 4096)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument(
         "--guard",

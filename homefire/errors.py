@@ -45,6 +45,12 @@ class MemoryStoreError(HomefireError):
     """The memory database cannot be used (busy, damaged, newer than this homefire, disk full) or input is bad."""
 
 
+class ConfigError(HomefireError):
+    """The settings file, or a setting given, is not valid."""
+
+    exit_code = 2
+
+
 class MemoryLocked(MemoryStoreError):
     """The memory database is encrypted and no passphrase was given: ask for one, then open it again."""
 

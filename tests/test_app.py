@@ -6,10 +6,8 @@ import asyncio
 import time
 from collections.abc import Iterator
 
-from textual.widgets import Input
-
 from homefire.app import HomefireApp
-from homefire.app.widgets import ChatMessage, StatusLine
+from homefire.app.widgets import ChatMessage, PromptArea, StatusLine
 from homefire.assistant import Assistant
 from homefire.config import GenerationSettings
 from homefire.engine import Engine
@@ -24,7 +22,7 @@ async def wait_for(pilot, condition, timeout: float = 60.0) -> None:  # type: ig
 
 async def send(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
     app = pilot.app
-    app.query_one("#prompt", Input).value = text
+    app.query_one("#prompt", PromptArea).value = text
     await pilot.press("enter")
     await wait_for(pilot, lambda: app.answering or app.query(ChatMessage))
 
@@ -47,7 +45,7 @@ async def test_fresh_app_loads_the_default_model_and_answers(homefire_home) -> N
         assert reply.role == "assistant" and "Paris" in reply.text
         assert "Paris" in (reply.markdown.source or "")  # rendered, not only stored
         assert "tok/s" in status(app)
-        assert app.query_one("#prompt", Input).value == ""
+        assert app.query_one("#prompt", PromptArea).value == ""
 
 
 async def test_escape_stops_an_answer(engine: Engine) -> None:
@@ -100,7 +98,7 @@ async def test_empty_input_sends_nothing_and_ui_stays_responsive() -> None:
         await send(pilot, "# hello")
         # While it streams, typing into the input still works at once.
         await pilot.press(*"next")
-        assert app.query_one("#prompt", Input).value == "next"
+        assert app.query_one("#prompt", PromptArea).value == "next"
         await wait_for(pilot, lambda: not app.answering, timeout=20)
         user, reply = app.query(ChatMessage)
         assert user.text == "# hello" and reply.text == "word " * 200
@@ -119,15 +117,15 @@ async def test_load_failure_is_shown_not_raised(tmp_path) -> None:  # type: igno
 
 
 async def send_while_not_ready(pilot) -> None:  # type: ignore[no-untyped-def]
-    pilot.app.query_one("#prompt", Input).value = "hello"
+    pilot.app.query_one("#prompt", PromptArea).value = "hello"
     await pilot.press("enter")
     await asyncio.sleep(0.05)
-    assert pilot.app.query_one("#prompt", Input).value == "hello"  # kept, not lost
+    assert pilot.app.query_one("#prompt", PromptArea).value == "hello"  # kept, not lost
     assert not pilot.app.query(ChatMessage)
 
 
 async def test_cartridge_picker_attaches_and_status_shows_it(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from homefire.app.screens import CartridgePicker
+    from homefire.app.screens import CartridgeScreen
     from homefire.engine import cartridge as C
 
     note = tmp_path / "note.md"
@@ -137,7 +135,7 @@ async def test_cartridge_picker_attaches_and_status_shows_it(engine: Engine, tmp
     app = HomefireApp(assistant=assistant)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("ctrl+o")
-        await wait_for(pilot, lambda: isinstance(app.screen, CartridgePicker))
+        await wait_for(pilot, lambda: isinstance(app.screen, CartridgeScreen))
         await pilot.press("space", "a")
         await wait_for(pilot, lambda: [c.name for c in assistant.cartridges] == ["note"])
         await wait_for(pilot, lambda: "cartridge note" in status(app))
@@ -147,13 +145,13 @@ async def test_cartridge_picker_attaches_and_status_shows_it(engine: Engine, tmp
         assert assistant.last_stats is not None and assistant.last_stats.prompt_tokens_evaluated < 40
         # Detach: select nothing.
         await pilot.press("ctrl+o")
-        await wait_for(pilot, lambda: isinstance(app.screen, CartridgePicker))
+        await wait_for(pilot, lambda: isinstance(app.screen, CartridgeScreen))
         await pilot.press("space", "a")
         await wait_for(pilot, lambda: not assistant.cartridges and "cartridge" not in status(app))
 
 
 async def test_cartridge_picker_cancel_and_stale_refusal(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from homefire.app.screens import CartridgePicker
+    from homefire.app.screens import CartridgeScreen
     from homefire.engine import cartridge as C
 
     note = tmp_path / "note.md"
@@ -164,14 +162,14 @@ async def test_cartridge_picker_cancel_and_stale_refusal(engine: Engine, tmp_pat
     app = HomefireApp(assistant=assistant)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("ctrl+o")
-        await wait_for(pilot, lambda: isinstance(app.screen, CartridgePicker))
+        await wait_for(pilot, lambda: isinstance(app.screen, CartridgeScreen))
         await pilot.press("escape")
-        await wait_for(pilot, lambda: not isinstance(app.screen, CartridgePicker))
+        await wait_for(pilot, lambda: not isinstance(app.screen, CartridgeScreen))
         assert not assistant.cartridges
         await pilot.press("ctrl+o")
-        await wait_for(pilot, lambda: isinstance(app.screen, CartridgePicker))
+        await wait_for(pilot, lambda: isinstance(app.screen, CartridgeScreen))
         await pilot.press("space", "a")
-        await wait_for(pilot, lambda: app._state == "ready" and not isinstance(app.screen, CartridgePicker))
+        await wait_for(pilot, lambda: app._state == "ready" and not isinstance(app.screen, CartridgeScreen))
         await pilot.pause(0.2)
         assert not assistant.cartridges  # a stale cartridge is refused, not used
         assert any("stale" in str(n.message) for n in app._notifications)

@@ -1,44 +1,97 @@
-"""The Textual chat app. The UI thread only renders; the model loads and answers in worker threads."""
+"""The Textual chat app. The UI thread only renders; the model loads, answers, builds and switches in workers.
+
+Every action is listed once in commands.py: keys, the command palette (Ctrl+P), slash commands and
+the help screen (F1) come from that table.
+"""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Iterable
+from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Input, Markdown, Static
+from textual.screen import Screen
+from textual.theme import Theme
+from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from .. import config as cfg
 from ..assistant import Assistant, load_guard, refusal
-from ..config import GenerationSettings
+from ..config import GenerationSettings, UserConfig
 from ..errors import HomefireError
-from .widgets import ChatMessage, StatusLine
+from . import widgets
+from .commands import COMMANDS, SLASH
+from .widgets import ChatMessage, PromptArea, Sidebar, Status, StatusLine
 
 GREETING = "Welcome to homefire. Everything you type stays on this device."
+HINT = "F1 help · Ctrl+P all commands · Ctrl+B chats · Enter sends, Ctrl+J new line"
+NARROW = 70  # below this many columns the chat list hides unless asked for
+
+THEMES = [
+    Theme(
+        name="homefire-dark",
+        primary="#E8833A",
+        secondary="#8FB8DE",
+        accent="#F2B880",
+        warning="#F2C14E",
+        error="#E5534B",
+        success="#7FB77E",
+        foreground="#E6E1DA",
+        background="#1B1917",
+        surface="#25221F",
+        panel="#302C28",
+        dark=True,
+    ),
+    Theme(
+        name="homefire-light",
+        primary="#B4531A",
+        secondary="#2F6690",
+        accent="#A0522D",
+        warning="#9A6B00",
+        error="#B3261E",
+        success="#2E7D32",
+        foreground="#2A2623",
+        background="#FBF8F3",
+        surface="#F2ECE4",
+        panel="#E7DED3",
+        dark=False,
+    ),
+]
 
 
 class HomefireApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "homefire"
-    BINDINGS = [
-        Binding("escape", "stop", "Stop answer", show=True),
-        Binding("ctrl+n", "new_chat", "New chat", show=True),
-        Binding("ctrl+o", "cartridges", "Cartridges", show=True, priority=True),
-        Binding("ctrl+r", "memory", "Memory", show=True, priority=True),
-        Binding("ctrl+f", "search_history", "Search chats", show=True, priority=True),
-        Binding("ctrl+q", "quit", "Quit", show=True),
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
+        *(
+            Binding(
+                c.key, c.action, c.title, show=c.key in ("escape", "ctrl+n", "f1"), priority=c.key.startswith("ctrl")
+            )
+            for c in COMMANDS
+            if c.key and c.action not in ("command_palette", "quit")
+        ),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
     class Loaded(Message):
         def __init__(self, assistant: Assistant | None, error: str | None = None) -> None:
             super().__init__()
             self.assistant, self.error = assistant, error
+
+    class MemoryOpened(Message):
+        def __init__(self, memory: Any, error: str | None = None) -> None:
+            super().__init__()
+            self.memory, self.error = memory, error
 
     class Piece(Message):
         def __init__(self, text: str) -> None:
@@ -50,52 +103,127 @@ class HomefireApp(App[None]):
             super().__init__()
             self.error = error
 
-    class Attached(Message):
-        def __init__(self, names: list[str], error: str | None = None) -> None:
+    class Done(Message):
+        """A background job of the app (attach cartridges, switch model, apply settings) ended."""
+
+        def __init__(self, note: str = "", error: str | None = None) -> None:
             super().__init__()
-            self.names, self.error = names, error
+            self.note, self.error = note, error
 
     def __init__(
         self,
         model: str | Path | None = None,
-        n_ctx: int = 4096,
+        n_ctx: int | None = None,
         n_threads: int | None = None,
         settings: GenerationSettings | None = None,
         assistant: Assistant | None = None,
-        guard: str = "normal",
+        guard: str | None = None,
         incognito: bool = False,
+        config: UserConfig | None = None,
     ) -> None:
+        """Options given here win over the saved settings (`config`, read from the config file if None).
+
+        With a ready-made `assistant` (tests, embedding), its engine, guard and memory are what run.
+        """
         super().__init__()
-        self.incognito = incognito  # with a ready-made assistant, its memory (or none) is what runs
-        self.model_spec, self.n_ctx, self.n_threads = model, n_ctx, n_threads
-        # With a ready-made assistant, its guard (or none) is what runs.
-        self.guard_level = guard if assistant is None else (assistant.guard.strictness if assistant.guard else "off")
-        self.settings = settings or GenerationSettings()
+        if config is None:
+            try:
+                config = cfg.load_config()
+            except HomefireError as exc:
+                self._config_error: str | None = str(exc)
+                config = UserConfig()
+            else:
+                self._config_error = None
+        else:
+            self._config_error = None
+        self.config = config
+        self.incognito = incognito
+        self.model_spec = model if model is not None else config.model
+        self.n_ctx = n_ctx or config.n_ctx
+        self.n_threads = n_threads if n_threads is not None else config.threads
+        if self.n_threads is None:
+            # One core is left to the UI: llama.cpp's threads spin while they work, and with every core
+            # taken the event loop starves (measured: 200 ms stalls, and 60x slower answers on a busy machine).
+            from ..engine.engine import default_threads
+
+            self.n_threads = max(1, default_threads() - 1)
+        self.guard_level = guard or config.guard
+        if assistant is not None:
+            self.guard_level = assistant.guard.strictness if assistant.guard else "off"
+        self.settings = settings or GenerationSettings(temperature=config.temperature)
         self.assistant: Assistant | None = assistant
-        self.model_name = str(model or "smollm2-135m") if assistant is None else assistant.engine.model.name
+        self._owns_engine = assistant is None  # an engine handed in is its owner's to close, not ours
+        self.memory: Any = assistant.memory if assistant is not None else None
+        self.model_name = str(self.model_spec or "smollm2-135m") if assistant is None else assistant.engine.model.name
         self.answering = False
+        self.switching = False  # a model load, cartridge attach or settings change is running
         self._cancel = threading.Event()
         self._stream: MarkdownStream | None = None
         self._reply: ChatMessage | None = None
+        self._asked: ChatMessage | None = None
         self._started = 0.0
+        self._first_piece = 0.0
         self._pieces = 0
         self._state = "ready"
-        self._asked: ChatMessage | None = None
+        self._editing: int | None = None  # index of the question being edited, until it is resent
+        self._sidebar_wanted = config.sidebar
+        self._last_code: ChatMessage | None = None
+        self.status = Status(model=self.model_name, guard=self.guard_level)
+
+    # ----- layout -------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="transcript"):
-            yield Static(GREETING, id="greeting")
+        with Horizontal(id="body"):
+            yield Sidebar(id="sidebar")
+            with Vertical(id="main"):
+                with VerticalScroll(id="transcript"):
+                    yield Static(GREETING, id="greeting")
+                    yield Static(HINT, id="hint")
+                yield PromptArea(id="prompt", placeholder="Ask anything — Enter sends, Esc stops")
         yield StatusLine(id="status")
-        yield Input(placeholder="Ask anything — Enter sends, Esc stops", id="prompt")
 
     def on_mount(self) -> None:
+        for theme in THEMES:
+            self.register_theme(theme)
+        self.theme = self.config.theme
         self.query_one("#transcript", VerticalScroll).anchor()
-        self.query_one("#prompt", Input).focus()
+        self.query_one("#prompt", PromptArea).focus()
+        self._layout(self.size.width)
+        self.set_interval(2.0, self._refresh_status)
+        if self._config_error:
+            self.notify(self._config_error, severity="error", timeout=15)
         if self.assistant is None:
             self._status("loading model…")
             self.load_model()
         else:
             self._status("ready")
+            self._fill_sidebar()
+
+    def on_resize(self, event: Any) -> None:
+        self._layout(event.size.width)
+
+    def _layout(self, width: int) -> None:
+        narrow = width < NARROW
+        self.set_class(narrow, "-narrow")
+        self.query_one(Sidebar).display = self._sidebar_wanted and (not narrow or self._sidebar_forced)
+
+    _sidebar_forced = False  # shown by Ctrl+B on a narrow screen
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.query_one(Sidebar)
+        narrow = self.size.width < NARROW
+        if narrow:
+            self._sidebar_forced = not sidebar.display
+            self._sidebar_wanted = self._sidebar_wanted or self._sidebar_forced
+        else:
+            self._sidebar_wanted = not sidebar.display
+        self._layout(self.size.width)
+        if sidebar.display:
+            self.query_one("#chats").focus()
+        else:
+            self.query_one("#prompt", PromptArea).focus()
+
+    # ----- status ------------------------------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
@@ -103,29 +231,48 @@ class HomefireApp(App[None]):
 
     def _status(self, state: str, detail: str = "") -> None:
         self._state = state
+        s = self.status
+        s.model, s.state, s.detail, s.guard = self.model_name, state, detail, self.guard_level
         names = [c.name for c in self.assistant.cartridges] if self.assistant else []
-        cartridges = f"cartridge {'+'.join(names)}" if names else ""
-        guard = {"off": "GUARD OFF", "normal": ""}.get(self.guard_level, f"guard {self.guard_level}")
-        incognito = "incognito" if self.assistant is not None and self.assistant.memory is None else ""
-        parts = (guard, incognito, cartridges, detail)
-        self.query_one(StatusLine).show(self.model_name, state, " · ".join(p for p in parts if p))
+        s.cartridges = f"cartridge {'+'.join(names)}" if names else ""
+        incognito = self.incognito or (self.assistant is not None and self.assistant.memory is None)
+        s.memory = "incognito" if incognito else "memory on"
+        self._refresh_status()
+
+    def _refresh_status(self) -> None:
+        self.query_one(StatusLine).show(self.status, widgets.rss_mb())
+
+    # ----- loading -----------------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="model")
     def load_model(self) -> None:
         from ..engine import Engine
 
-        try:
-            guard = load_guard(self.guard_level)
-            memory = None
-            if not self.incognito:
+        memory = None
+        if not self.incognito:
+            try:
                 from ..memory import Memory
 
                 memory = Memory()  # a busy or damaged database is said here, before a chat that would not be saved
+            except HomefireError as exc:
+                self.post_message(self.MemoryOpened(None, str(exc)))
+                self.post_message(self.Loaded(None, str(exc)))
+                return
+            self.post_message(self.MemoryOpened(memory))
+        try:
+            guard = load_guard(self.guard_level)
             engine = Engine(self.model_spec, n_ctx=self.n_ctx, n_threads=self.n_threads)
         except HomefireError as exc:
             self.post_message(self.Loaded(None, str(exc)))
             return
-        self.post_message(self.Loaded(Assistant(engine, settings=self.settings, guard=guard, memory=memory)))
+        assistant = Assistant(
+            engine, system_prompt=self.config.system_prompt or None, settings=self.settings, guard=guard, memory=memory
+        )
+        self.post_message(self.Loaded(assistant))
+
+    def on_homefire_app_memory_opened(self, event: MemoryOpened) -> None:
+        self.memory = event.memory
+        self._fill_sidebar()
 
     def on_homefire_app_loaded(self, event: Loaded) -> None:
         if event.error:
@@ -137,41 +284,100 @@ class HomefireApp(App[None]):
         self.model_name = self.assistant.engine.model.name
         self._status("ready")
 
-    @on(Input.Submitted, "#prompt")
-    async def send(self, event: Input.Submitted) -> None:
+    # ----- sidebar -----------------------------------------------------------------------------------
+
+    def _fill_sidebar(self) -> None:
+        store = self.memory.store if self.memory is not None else None
+        rows = store.conversations(limit=500) if store is not None else []
+        current = self.assistant.conversation.id if self.assistant else None
+        self.query_one(Sidebar).show(rows, current)
+
+    @on(Sidebar.Chosen)
+    async def sidebar_chosen(self, event: Sidebar.Chosen) -> None:
+        from .screens import AskScreen, ConfirmScreen
+
+        if self.memory is None:
+            return
+        cid = event.conversation_id
+        if event.action == "open":
+            await self.open_conversation(cid)
+        elif event.action == "rename":
+            title = self.memory.store.conversation(cid).get("title", "")
+            self.push_screen(AskScreen("New title for this chat:", title), partial(self._rename, cid))
+        elif event.action == "delete":
+            title = self.memory.store.conversation(cid).get("title") or "untitled"
+            self.push_screen(
+                ConfirmScreen(f"Delete the chat “{title}”? It is erased from disk, not hidden."),
+                partial(self._delete_chat, cid),
+            )
+
+    def _rename(self, cid: int, title: str | None) -> None:
+        if title and self.memory is not None:
+            self.memory.store.rename_conversation(cid, title)
+            self.notify(f"Renamed to “{title}”.")
+            self._fill_sidebar()
+
+    async def _delete_chat(self, cid: int, yes: bool | None) -> None:
+        if not yes or self.memory is None:
+            return
+        if self.answering and self.assistant and self.assistant.conversation.id == cid:
+            self.notify("Stop the answer first (Esc).")
+            return
+        self.memory.store.delete_conversation(cid)
+        if self.assistant is not None and self.assistant.conversation.id == cid:
+            await self.action_new_chat()
+        self.notify("Chat deleted.")
+        self._fill_sidebar()
+
+    # ----- sending -----------------------------------------------------------------------------------
+
+    @on(PromptArea.Submitted)
+    async def submitted(self, event: PromptArea.Submitted) -> None:
         text = event.value.strip()
         if not text:
             return
-        if text == "/why":
-            event.input.value = ""
-            note = self.assistant.explain() if self.assistant else "The model is still loading."
-            await self.query_one("#transcript", VerticalScroll).mount(ChatMessage("note", note))
+        area = event.area
+        if text.startswith("/") and text.split(" ", 1)[0] not in ("/remember", "/forget"):
+            if await self.slash(text):
+                area.remember(text)
+                area.value = ""
             return
         if self.answering:
             self.notify("Still answering: press Esc to stop it first.")
             return
-        if not self.ready:
+        if not self.ready or self.switching:
             self.notify("The model is still loading; your message is kept.")
             return
-        event.input.value = ""
+        area.remember(text)
+        area.value = ""
+        if self._editing is not None:
+            index, self._editing = self._editing, None
+            await self._rewind(index)
+        await self.ask(text)
+
+    async def ask(self, text: str, regenerate: bool = False) -> None:
         transcript = self.query_one("#transcript", VerticalScroll)
-        self._asked = ChatMessage("user", text)
-        await transcript.mount(self._asked)
+        if regenerate:
+            self._asked = [m for m in self.query(ChatMessage) if m.role == "user"][-1]
+        else:
+            self._asked = ChatMessage("user", text)
+            await transcript.mount(self._asked)
         self._reply = ChatMessage("assistant")
         await transcript.mount(self._reply)
         transcript.anchor()
         self._stream = Markdown.get_stream(self._reply.markdown)
         self._cancel.clear()
         self.answering = True
-        self._started, self._pieces = time.perf_counter(), 0
+        self._started, self._first_piece, self._pieces = time.perf_counter(), 0.0, 0
         self._status("answering…")
-        self.answer(text)
+        self.answer(text, regenerate)
 
     @work(thread=True, exclusive=True, group="answer")
-    def answer(self, text: str) -> None:
+    def answer(self, text: str, regenerate: bool = False) -> None:
         assert self.assistant is not None
         try:
-            for piece in self.assistant.turn(text, self._cancel):
+            pieces = self.assistant.regenerate(self._cancel) if regenerate else self.assistant.turn(text, self._cancel)
+            for piece in pieces:
                 self.post_message(self.Piece(piece))
         except HomefireError as exc:
             self.post_message(self.Finished(str(exc)))
@@ -181,12 +387,18 @@ class HomefireApp(App[None]):
     async def on_homefire_app_piece(self, event: Piece) -> None:
         if self._reply is None or self._stream is None:
             return
+        now = time.perf_counter()
+        if not self._pieces:
+            self._first_piece = now
+            self.status.speed = f"first token {now - self._started:.2f}s"
         self._reply.text += event.text
         self._pieces += 1
         await self._stream.write(event.text)
-        elapsed = time.perf_counter() - self._started
+        elapsed = now - self._first_piece
         if self._pieces % 8 == 0 and elapsed > 0:
-            self._status("answering…", f"{self._pieces / elapsed:.0f} tok/s")
+            ttft = self._first_piece - self._started
+            self.status.speed = f"{self._pieces / elapsed:.0f} tok/s · first token {ttft:.2f}s"
+            self._refresh_status()
 
     async def on_homefire_app_finished(self, event: Finished) -> None:
         if self._stream is not None:
@@ -194,6 +406,8 @@ class HomefireApp(App[None]):
             self._stream = None
         self.answering = False
         reply, self._reply = self._reply, None
+        asked, self._asked = self._asked, None
+        assistant = self.assistant
         if event.error:
             if reply is not None:
                 reply.set_classes("message error")
@@ -202,9 +416,16 @@ class HomefireApp(App[None]):
             self._status("ready")
             self.notify(event.error, severity="error")
             return
-        verdict = self.assistant.last_verdict if self.assistant else None
-        if verdict is not None and self._asked is not None:
-            self._asked.set_badge(
+        assert assistant is not None
+        messages = assistant.conversation.messages
+        if asked is not None and reply is not None and len(messages) >= 2 and messages[-2]["role"] == "user":
+            asked.index, reply.index = len(messages) - 2, len(messages) - 1
+        elif reply is not None:
+            reply.set_classes("message note")  # /remember, /forget: not part of the conversation
+        verdict = assistant.last_verdict
+        if verdict is not None and asked is not None:
+            asked.verdict = verdict.as_dict()
+            asked.set_badge(
                 f"guard ✓ {verdict.latency_ms:.0f} ms"
                 if verdict.allowed
                 else f"⛔ not sent to the model: {verdict.label} {verdict.score:.2f}"
@@ -214,61 +435,238 @@ class HomefireApp(App[None]):
             reply.text = refusal(verdict)
             await reply.markdown.update(reply.text)
             self._status("ready", "blocked by the guard")
+            self._fill_sidebar()
             return
-        facts = self.assistant.last_facts if self.assistant else []
-        if facts and reply is not None:
-            reply.set_badge("remembered: " + "; ".join(f.text for f in facts))
-        stats = self.assistant.last_stats if self.assistant else None
-        detail = ""
-        if stats:
-            detail = (
+        if reply is not None:
+            reply.facts = [f.text for f in assistant.last_facts]
+            if reply.facts:
+                reply.set_badge("remembered: " + "; ".join(reply.facts))
+        stats = assistant.last_stats
+        if stats is not None and reply is not None and reply.index is not None:
+            reply.stats = stats.as_dict()
+            self.status.speed = (
                 f"{stats.decode_tokens_per_s:.0f} tok/s · first token {stats.time_to_first_token_s:.2f}s"
                 f" · {stats.completion_tokens} tokens"
             )
-        self._status("stopped" if stats and stats.finish_reason == "cancelled" else "ready", detail)
+        self._status("stopped" if stats and stats.finish_reason == "cancelled" else "ready")
+        self._fill_sidebar()
 
-    def action_cartridges(self) -> None:
-        from ..engine import cartridge as cartridges
-        from .screens import CartridgePicker
+    # ----- message actions ---------------------------------------------------------------------------
 
-        if not self.ready or self.answering:
-            self.notify("Wait for the model to be ready (or stop the answer) to change cartridges.")
+    @on(ChatMessage.Action)
+    async def message_action(self, event: ChatMessage.Action) -> None:
+        m = event.message
+        if event.action == "leave":
+            self.query_one("#prompt", PromptArea).focus()
+        elif event.action == "copy":
+            self._copy(m.text, "the message")
+        elif event.action == "copy_code":
+            self._copy_code(m)
+        elif event.action == "info":
+            self._info(m)
+        elif event.action == "edit":
+            if m.role != "user" or m.index is None:
+                self.notify("Only your questions can be edited (E on one of them).")
+                return
+            self._edit(m)
+        elif event.action == "regenerate":
+            last = self._last_answer()
+            if m.role != "assistant" or last is not m:
+                self.notify("Only the last answer can be regenerated (R on it, or Ctrl+G).")
+                return
+            await self.action_regenerate()
+
+    def _copy(self, text: str, what: str) -> None:
+        if not text:
+            self.notify("Nothing to copy yet.")
             return
-        assert self.assistant is not None
-        attached = {c.name for c in self.assistant.cartridges}
-        rows = [
-            (c.name, f"{c.tokens:,} tokens · {c.kv_type} · {cartridges.status(c)}", c.name in attached)
-            for c in cartridges.all_cartridges()
-        ]
+        self.copy_to_clipboard(text)
+        self.notify(f"Copied {what} ({len(text):,} characters) to the clipboard.")
 
-        def chosen(names: list[str] | None) -> None:
-            if names is not None:
-                self._status("loading cartridges…")
-                self.attach_cartridges(names)
-
-        self.push_screen(CartridgePicker(rows), chosen)
-
-    @work(thread=True, exclusive=True, group="model")
-    def attach_cartridges(self, names: list[str]) -> None:
-        assert self.assistant is not None
-        try:
-            if names:
-                self.assistant.attach(names)
-            else:
-                self.assistant.detach()
-        except HomefireError as exc:
-            self.post_message(self.Attached(names, str(exc)))
+    def _copy_code(self, m: ChatMessage | None) -> None:
+        block = m.next_code_block() if m is not None else None
+        if block is None:
+            self.notify("No code block in that answer.")
             return
-        self.post_message(self.Attached(names))
+        code, n, total = block
+        self._copy(code, f"code block {n} of {total}" if total > 1 else "the code block")
 
-    def on_homefire_app_attached(self, event: Attached) -> None:
-        if event.error:
-            self.notify(event.error, severity="error", timeout=10)
-        elif event.names:
-            self.notify(f"Answering from {', '.join(event.names)}.")
+    def _info(self, m: ChatMessage) -> None:
+        from .screens import InfoScreen, describe_message
+
+        verdict = m.verdict
+        if m.role == "assistant":
+            earlier = [x for x in self.query(ChatMessage) if x.role == "user" and x.index == (m.index or 0) - 1]
+            verdict = earlier[0].verdict if earlier and m.index is not None else None
+        self.push_screen(InfoScreen(describe_message(m.role, verdict, m.stats, m.facts)))
+
+    def _edit(self, m: ChatMessage) -> None:
+        if self.answering:
+            self.notify("Stop the answer first (Esc).")
+            return
+        self._editing = m.index
+        area = self.query_one("#prompt", PromptArea)
+        area.value = m.text
+        area.focus()
+        self._status("editing", "Enter resends from here on · Esc in the list cancels")
+
+    async def _rewind(self, index: int) -> None:
+        """Drop the conversation from message `index` on, on screen and on disk."""
+        assert self.assistant is not None
+        self.assistant.rewind(index)
+        for m in list(self.query(ChatMessage)):
+            if m.index is not None and m.index >= index:
+                await m.remove()
+
+    def _last_answer(self) -> ChatMessage | None:
+        answers = [m for m in self.query(ChatMessage) if m.role == "assistant" and m.index is not None]
+        return answers[-1] if answers else None
+
+    # ----- actions (the commands table) --------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for c in COMMANDS:
+            if c.action not in ("command_palette", "quit"):
+                yield SystemCommand(c.title, c.help, partial(self.call_later, self.run_action, c.action))
+        yield from super().get_system_commands(screen)
+
+    def _modal(self) -> bool:
+        return len(self.screen_stack) > 1
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Over a dialog, the chat's keys do nothing: the dialog's own keys (Ctrl+S saves settings…) win.
+        if self._modal() and action not in ("quit", "command_palette", "help", "stop"):
+            return False
+        return True
+
+    def action_stop(self) -> None:
+        if self.answering:
+            self._cancel.set()
+        elif self._editing is not None:
+            self._editing = None
+            self.query_one("#prompt", PromptArea).value = ""
+            self._status("ready")
+
+    async def action_new_chat(self) -> None:
+        if self.answering:
+            self.notify("Stop the answer first (Esc).")
+            return
+        if self.assistant:
+            self.assistant.new_conversation()
+        self._editing = None
+        await self.query_one("#transcript", VerticalScroll).query(ChatMessage).remove()
+        self._status("ready" if self.ready else "loading model…")
+        self._fill_sidebar()
+        self.query_one("#prompt", PromptArea).focus()
+
+    async def action_regenerate(self) -> None:
+        if self.answering or not self.ready or self.switching:
+            self.notify("Wait for the model (or press Esc to stop the answer) first.")
+            return
+        last = self._last_answer()
+        if last is None:
+            self.notify("No answer to regenerate yet.")
+            return
+        await last.remove()
+        await self.ask("", regenerate=True)
+
+    def action_edit_last(self) -> None:
+        questions = [m for m in self.query(ChatMessage) if m.role == "user" and m.index is not None]
+        if not questions:
+            self.notify("No question to edit yet.")
+            return
+        self._edit(questions[-1])
+
+    def action_copy_last(self) -> None:
+        last = self._last_answer()
+        self._copy(last.text if last else "", "the last answer")
+
+    def action_copy_code(self) -> None:
+        last = self._last_answer()
+        self._copy_code(last)
+
+    def action_why(self) -> None:
+        note = self.assistant.explain() if self.assistant else "The model is still loading."
+        self.call_later(self._note, note)
+
+    async def _note(self, text: str) -> None:
+        transcript = self.query_one("#transcript", VerticalScroll)
+        await transcript.mount(ChatMessage("note", text))
+        transcript.scroll_end(animate=False)
+
+    def action_help(self) -> None:
+        from .screens import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "homefire-light" if self.theme == "homefire-dark" else "homefire-dark"
+        self._save(self.config.changed(theme=self.theme))
+
+    def action_remember(self) -> None:
+        self.query_one("#prompt", PromptArea).value = "/remember "
+
+    def action_forget(self) -> None:
+        self.query_one("#prompt", PromptArea).value = "/forget "
+
+    async def action_incognito(self) -> None:
+        if self.answering:
+            self.notify("Stop the answer first (Esc).")
+            return
+        if self.assistant is None:
+            self.notify("The model is still loading.")
+            return
+        if self.assistant.memory is not None:
+            self.assistant.memory = None
+            self.incognito = True
+            note = "Incognito: from now on nothing is saved and nothing is recalled. /incognito again to go back."
         else:
-            self.notify("No cartridge: answering from the model alone.")
-        self._status("ready")
+            if self.memory is None:
+                self.notify("Memory is not open in this session (started with --incognito).", severity="warning")
+                return
+            self.assistant.memory = self.memory
+            self.incognito = False
+            note = "Memory is on again: chats are saved from now on."
+        await self.action_new_chat()
+        self.notify(note)
+
+    def action_rename_chat(self, title: str = "") -> None:
+        from .screens import AskScreen
+
+        cid = self.assistant.conversation.id if self.assistant else None
+        if cid is None or self.memory is None:
+            self.notify("This chat is not saved yet (or you are incognito): nothing to rename.")
+            return
+        if title:
+            self._rename(cid, title)
+        else:
+            self.push_screen(AskScreen("Title for this chat:"), partial(self._rename, cid))
+
+    def action_export_chat(self, fmt: str = "md") -> None:
+        from ..models.store import write_private
+
+        if fmt not in ("md", "json"):
+            self.notify("Export as md or json: /export md, /export json", severity="warning")
+            return
+        conv = self.assistant.conversation if self.assistant else None
+        if conv is None or not conv.messages:
+            self.notify("Nothing to export yet.")
+            return
+        if conv.id is not None and self.assistant is not None and self.assistant.memory is not None:
+            text = self.assistant.memory.export_conversation(conv.id, fmt)
+        elif fmt == "json":
+            text = json.dumps([{"role": m["role"], "text": m["content"]} for m in conv.messages], indent=2)
+        else:
+            text = "\n\n".join(f"**{m['role']}**: {m['content']}" for m in conv.messages) + "\n"
+        folder = cfg.data_dir() / "exports"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        path = folder / f"chat-{conv.id or 'incognito'}-{datetime.now():%Y%m%d-%H%M%S}.{fmt}"
+        try:
+            write_private(path, text)
+        except OSError as exc:
+            self.notify(f"Could not export: {exc.strerror}. Nothing was lost.", severity="error")
+            return
+        self.notify(f"Exported to {path}")
 
     def action_memory(self) -> None:
         from .memory_screens import MemoryScreen
@@ -278,23 +676,23 @@ class HomefireApp(App[None]):
             return
         self.push_screen(MemoryScreen(self.assistant.memory))
 
-    def action_search_history(self) -> None:
+    def action_search_history(self, query: str = "") -> None:
         from .memory_screens import HistorySearch
 
-        if self.assistant is None or self.assistant.memory is None:
-            self.notify("Incognito: no conversations are saved." if self.ready else "The model is still loading.")
+        if self.memory is None or (self.assistant is not None and self.assistant.memory is None):
+            self.notify("Incognito: no conversations are saved." if self.ready else "The memory is still opening.")
             return
 
         async def chosen(conversation_id: int | None) -> None:
             if conversation_id is not None:
                 await self.open_conversation(conversation_id)
 
-        self.push_screen(HistorySearch(self.assistant.memory), chosen)
+        self.push_screen(HistorySearch(self.memory, query), chosen)
 
     async def open_conversation(self, conversation_id: int) -> None:
         """Show a saved conversation and go on with it."""
         if self.answering or self.assistant is None:
-            self.notify("Stop the answer first (Esc).")
+            self.notify("Stop the answer first (Esc)." if self.answering else "The model is still loading.")
             return
         try:
             self.assistant.resume(conversation_id)
@@ -303,24 +701,180 @@ class HomefireApp(App[None]):
             return
         transcript = self.query_one("#transcript", VerticalScroll)
         await transcript.query(ChatMessage).remove()
-        for m in self.assistant.conversation.messages:
-            await transcript.mount(ChatMessage(m["role"], m["content"]))
+        for i, m in enumerate(self.assistant.conversation.messages):
+            role = "assistant" if m["role"] == "assistant" else "user"
+            message = ChatMessage(role, m["content"])
+            message.index = i
+            message.verdict = m.get("verdict")
+            await transcript.mount(message)
+            if m.get("blocked") and role == "assistant":
+                message.set_classes("message blocked")
         transcript.scroll_end(animate=False)
-        self._status("ready", f"conversation {conversation_id}")
+        self._status("ready", f"chat {conversation_id}")
+        self._fill_sidebar()
+        self.query_one("#prompt", PromptArea).focus()
 
-    def action_stop(self) -> None:
-        if self.answering:
-            self._cancel.set()
+    def action_cartridges(self, names: str = "") -> None:
+        from .screens import CartridgeScreen
 
-    async def action_new_chat(self) -> None:
-        if self.answering:
-            self.notify("Stop the answer first (Esc).")
+        if not self.ready or self.answering or self.switching:
+            self.notify("Wait for the model to be ready (or stop the answer) to change cartridges.")
             return
-        if self.assistant:
-            self.assistant.new_conversation()
-        transcript = self.query_one("#transcript", VerticalScroll)
-        await transcript.query(ChatMessage).remove()
-        self._status("ready" if self.ready else "loading model…")
+        assert self.assistant is not None
+        if names:
+            chosen = [] if names.strip() == "off" else names.replace(",", " ").split()
+            self._status("loading cartridges…")
+            self.attach_cartridges(chosen)
+            return
+
+        def picked(chosen: list[str] | None) -> None:
+            if chosen is not None:
+                self._status("loading cartridges…")
+                self.attach_cartridges(chosen)
+
+        attached = [c.name for c in self.assistant.cartridges]
+        self.push_screen(CartridgeScreen(self.assistant.engine, attached, self.assistant.guard), picked)
+
+    @work(thread=True, exclusive=True, group="model")
+    def attach_cartridges(self, names: list[str]) -> None:
+        assert self.assistant is not None
+        self.switching = True
+        try:
+            if names:
+                self.assistant.attach(names)
+            else:
+                self.assistant.detach()
+        except HomefireError as exc:
+            self.post_message(self.Done(error=str(exc)))
+            return
+        note = f"Answering from {', '.join(names)}." if names else "No cartridge: answering from the model alone."
+        self.post_message(self.Done(note))
+
+    def on_homefire_app_done(self, event: Done) -> None:
+        self.switching = False
+        if event.error:
+            self.notify(event.error, severity="error", timeout=10)
+        elif event.note:
+            self.notify(event.note)
+        self._status("ready")
+
+    def action_models(self, name: str = "") -> None:
+        from .screens import ModelScreen
+
+        if name:
+            self._switch(name)
+            return
+
+        def picked(chosen: str | None) -> None:
+            if chosen:
+                self._switch(chosen)
+
+        self.push_screen(ModelScreen(self.model_name), picked)
+
+    def _switch(self, name: str) -> None:
+        if self.answering or self.switching or not self.ready:
+            self.notify("Wait for the model to be ready (or stop the answer) to switch models.")
+            return
+        self._status(f"loading {name}…")
+        self.reload_engine(name, self.n_ctx, self.n_threads)
+
+    @work(thread=True, exclusive=True, group="model")
+    def reload_engine(self, name: str | Path | None, n_ctx: int, n_threads: int | None) -> None:
+        """Load a model (another one, or the same with a new context size or threads) without restarting.
+        The old one keeps answering until the new one is ready; a failure keeps the old one."""
+        from ..engine import Engine
+
+        assert self.assistant is not None
+        self.switching = True
+        try:
+            engine = Engine(name, n_ctx=n_ctx, n_threads=n_threads)
+        except HomefireError as exc:
+            self.post_message(self.Done(error=f"{exc} — still on {self.model_name}"))
+            return
+        old = self.assistant.engine
+        self.assistant.detach()  # cartridges are bound to the model that made them
+        self.assistant.engine = engine
+        if self._owns_engine:
+            old.close()
+        self._owns_engine = True
+        self.model_name, self.model_spec, self.n_ctx, self.n_threads = engine.model.name, name, n_ctx, n_threads
+        self.call_from_thread(self._save, self.config.changed(model=engine.model.name, n_ctx=n_ctx, threads=n_threads))
+        self.post_message(self.Done(f"Now answering with {engine.model.name}."))
+
+    def action_settings(self) -> None:
+        from .screens import SettingsScreen
+
+        self.push_screen(SettingsScreen(self.config), self._apply_settings)
+
+    def _save(self, config: UserConfig) -> None:
+        self.config = config
+        try:
+            cfg.save_config(config)
+        except HomefireError as exc:
+            self.notify(str(exc), severity="error")
+
+    def _apply_settings(self, new: UserConfig | None) -> None:
+        if new is None:
+            return
+        old, assistant = self.config, self.assistant
+        self._save(new)
+        self.theme = new.theme
+        self.settings.temperature = new.temperature
+        if assistant is not None and new.system_prompt != old.system_prompt:
+            assistant.system_prompt = new.system_prompt
+            if not assistant.cartridges:
+                assistant.conversation.system_prompt = new.system_prompt
+        if new.guard != self.guard_level and assistant is not None:
+            self.reload_guard(new.guard)
+        else:
+            self.guard_level = new.guard
+        if assistant is not None and (new.n_ctx != self.n_ctx or new.threads != self.n_threads):
+            self._status("reloading the model…")
+            self.reload_engine(self.model_spec, new.n_ctx, new.threads)
+            return
+        self.notify("Settings saved.")
+        self._status(self._state)
+
+    @work(thread=True, exclusive=True, group="guard")
+    def reload_guard(self, level: str) -> None:
+        assert self.assistant is not None
+        try:
+            guard = load_guard(level)
+        except HomefireError as exc:
+            self.post_message(self.Done(error=str(exc)))
+            return
+        self.assistant.guard = guard
+        if self.assistant.memory is not None:
+            self.assistant.memory.use_guard(guard)
+        self.guard_level = level
+        self.post_message(self.Done("The guard is off: prompts go to the model unchecked." if guard is None else ""))
+
+    # ----- slash commands ----------------------------------------------------------------------------
+
+    async def slash(self, text: str) -> bool:
+        """Run a slash command. False keeps the text in the box (an unknown command, say)."""
+        word, _, rest = text.partition(" ")
+        rest = rest.strip()
+        command = SLASH.get(word.lower())
+        if command is None:
+            self.notify(f"Unknown command {word}: /help lists them all.", severity="warning")
+            return False
+        action = command.action
+        if action == "models":
+            self.action_models(rest)
+        elif action == "cartridges":
+            self.action_cartridges(rest)
+        elif action == "search_history":
+            self.action_search_history(rest)
+        elif action == "rename_chat":
+            self.action_rename_chat(rest)
+        elif action == "export_chat":
+            self.action_export_chat(rest or "md")
+        elif action == "why":
+            await self._note(self.assistant.explain() if self.assistant else "The model is still loading.")
+        else:
+            await self.run_action(action)
+        return True
 
     def transcript_messages(self) -> list[Any]:
         return list(self.query(ChatMessage))
@@ -328,9 +882,9 @@ class HomefireApp(App[None]):
 
 def run_app(
     model: str | Path | None = None,
-    n_ctx: int = 4096,
+    n_ctx: int | None = None,
     n_threads: int | None = None,
-    guard: str = "normal",
+    guard: str | None = None,
     incognito: bool = False,
 ) -> None:
     HomefireApp(model=model, n_ctx=n_ctx, n_threads=n_threads, guard=guard, incognito=incognito).run()

@@ -139,9 +139,10 @@ class HistorySearch(ModalScreen[int | None]):
             super().__init__()
             self.query, self.hits, self.error = query, hits, error
 
-    def __init__(self, memory: Memory) -> None:
+    def __init__(self, memory: Memory, query: str = "") -> None:
         super().__init__()
         self.memory = memory
+        self.query_text = query
         self.hits: list[Hit] = []
 
     def compose(self) -> ComposeResult:
@@ -153,7 +154,11 @@ class HistorySearch(ModalScreen[int | None]):
             yield OptionList(id="history-results")
 
     def on_mount(self) -> None:
-        self.query_one("#history-query", Input).focus()
+        box = self.query_one("#history-query", Input)
+        box.focus()
+        if self.query_text.strip():
+            box.value = self.query_text
+            self.run_search(self.query_text)
 
     def action_close(self) -> None:
         self.dismiss(None)

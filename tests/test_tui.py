@@ -1,0 +1,544 @@
+"""The complete TUI through its keys: sidebar, prompt, message actions, dialogs, palette, slash commands, layout.
+
+Answers come from the real default model (the session `engine`); a scripted engine stands in only where
+no answer is looked at (layout, sidebar, dialogs)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, OptionList, Select, TextArea
+
+from homefire import config as cfg
+from homefire.app import HomefireApp
+from homefire.app.screens import (
+    AskScreen,
+    BusyScreen,
+    CartridgeScreen,
+    ConfirmScreen,
+    HelpScreen,
+    InfoScreen,
+    ModelScreen,
+    SettingsScreen,
+)
+from homefire.app.widgets import ChatMessage, PromptArea, Sidebar, code_blocks
+from homefire.assistant import Assistant
+from homefire.config import GenerationSettings
+from homefire.engine import Engine
+from homefire.memory import Memory
+
+from .test_app import ScriptedEngine, send, status, wait_for
+
+SHORT = GenerationSettings(temperature=0, max_tokens=24, seed=1)
+
+
+def prompt(app: HomefireApp) -> PromptArea:
+    return app.query_one("#prompt", PromptArea)
+
+
+def notes(app: HomefireApp) -> str:
+    return " | ".join(str(n.message) for n in app._notifications)
+
+
+async def command(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
+    """Type a slash command and press Enter (no answer is waited for)."""
+    prompt(pilot.app).value = text
+    await pilot.press("enter")
+    await pilot.pause(0.1)
+
+
+async def answered(pilot, count: int, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
+    app = pilot.app
+    await wait_for(pilot, lambda: not app.answering and len(app.query(ChatMessage)) == count, timeout)
+
+
+# ----- prompt box ------------------------------------------------------------------------------------
+
+
+async def test_prompt_grows_multiline_and_walks_history() -> None:
+    engine = ScriptedEngine(["ok"], delay=0)
+    app = HomefireApp(assistant=Assistant(engine))  # type: ignore[arg-type]
+    async with app.run_test(size=(80, 24)) as pilot:
+        one_line = prompt(app).size.height
+        await pilot.press(*"first line", "ctrl+j", *"second line", "ctrl+j", *"third")
+        assert prompt(app).text == "first line\nsecond line\nthird"  # Ctrl+J adds lines, does not send
+        await pilot.pause(0.1)
+        assert prompt(app).size.height >= one_line + 2  # the box grew with its text
+        await pilot.press("enter")
+        await answered(pilot, 2, 20)
+        assert app.query(ChatMessage)[0].text == "first line\nsecond line\nthird"
+        assert prompt(app).text == ""
+        await pilot.press(*"second question", "enter")
+        await answered(pilot, 4, 20)
+        await pilot.press(*"draft")
+        await pilot.press("up")
+        assert prompt(app).text == "second question"
+        await pilot.press("up", "up")  # onto the first line of the three-line message, then past the oldest
+        assert prompt(app).text.startswith("first line")
+        await pilot.press("down", "down", "down", "down")  # back past the newest: the draft returns
+        assert prompt(app).text == "draft"
+
+
+# ----- sidebar ---------------------------------------------------------------------------------------
+
+
+async def test_sidebar_lists_filters_opens_renames_and_deletes(engine: Engine) -> None:
+    memory = Memory()
+    store = memory.store
+    old = store.new_conversation(title="Sourdough starter")
+    store.add_message(old, "user", "How long should bread prove?")
+    store.add_message(old, "assistant", "About four hours at room temperature.")
+    new = store.new_conversation(title="Garden plans")
+    store.add_message(new, "user", "When do I plant tomatoes?")
+    store.add_message(new, "assistant", "After the last frost.")
+    app = HomefireApp(assistant=Assistant(engine, settings=SHORT, memory=memory))
+    async with app.run_test(size=(100, 30)) as pilot:
+        chats = app.query_one("#chats", OptionList)
+        titles = [str(chats.get_option_at_index(i).prompt).strip() for i in range(chats.option_count)]
+        assert titles == ["Garden plans", "Sourdough starter"]  # newest first
+        app.query_one("#chat-filter", Input).focus()
+        await pilot.press(*"sour")
+        assert chats.option_count == 1 and "Sourdough" in str(chats.get_option_at_index(0).prompt)
+        await pilot.press("enter")  # from the filter into the list
+        assert chats.has_focus
+        await pilot.press("enter")  # open it
+        await wait_for(pilot, lambda: len(app.query(ChatMessage)) == 2)
+        assert app.assistant is not None and app.assistant.conversation.id == old
+        assert "four hours" in app.query(ChatMessage)[1].text
+        # Going on with it saves into the same conversation.
+        await send(pilot, "Thank you! What is the capital of France?")
+        await answered(pilot, 4)
+        assert len(store.messages(old)) == 4
+        # Rename with F2.
+        app.query_one("#chat-filter", Input).value = ""
+        await pilot.pause(0.05)
+        ids = [chats.get_option_at_index(i).id for i in range(chats.option_count)]
+        assert ids == [str(old), str(new)]  # the chat just used is the newest now
+        chats.focus()
+        chats.highlighted = 0
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskScreen))
+        box = app.screen.query_one(Input)
+        box.value = ""
+        await pilot.press(*"Bread notes", "enter")
+        await wait_for(pilot, lambda: store.conversation(old)["title"] == "Bread notes")
+        assert "Bread notes" in str(chats.get_option_at_index(0).prompt)
+        # Delete with Delete, after saying yes; the open chat is then a new one.
+        chats.focus()
+        chats.highlighted = 0
+        await pilot.press("delete")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.query(ChatMessage))
+        assert [c["id"] for c in store.conversations()] == [new]
+        assert app.assistant.conversation.id is None
+
+
+# ----- message actions -------------------------------------------------------------------------------
+
+
+async def test_copy_regenerate_edit_and_details_on_the_real_model(engine: Engine) -> None:
+    memory = Memory()
+    assistant = Assistant(engine, settings=SHORT, memory=memory)
+    app = HomefireApp(assistant=assistant)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await send(pilot, "What is the capital of France?")
+        await answered(pilot, 2)
+        answer = app.query(ChatMessage)[1]
+        assert "Paris" in answer.text
+        # Copy the last answer (OSC 52), with a visible confirmation.
+        await pilot.press("ctrl+l")
+        assert app.clipboard == answer.text and "Copied the last answer" in notes(app)
+        # Regenerate: the old answer is replaced, on screen and on disk (greedy: the same words again).
+        cid = assistant.conversation.id
+        assert cid is not None
+        await pilot.press("ctrl+g")
+        await answered(pilot, 2)
+        assert "Paris" in app.query(ChatMessage)[1].text
+        rows = memory.store.messages(cid)
+        assert [r["role"] for r in rows] == ["user", "assistant"] and len(assistant.conversation.messages) == 2
+        # Details on demand: focus the answer (Shift+Tab from the prompt) and press I.
+        await pilot.press("shift+tab")
+        assert isinstance(app.focused, ChatMessage) and app.focused.role == "assistant"
+        await pilot.press("i")
+        await wait_for(pilot, lambda: isinstance(app.screen, InfoScreen))
+        details = app.screen.text
+        assert "tokens/s" in details and "first token" in details
+        await pilot.press("escape")
+        # Edit and resend the question: Up to it, E, change it, Enter.
+        await pilot.press("shift+tab", "up")
+        assert isinstance(app.focused, ChatMessage) and app.focused.role == "user"
+        await pilot.press("e")
+        assert prompt(app).text == "What is the capital of France?" and prompt(app).has_focus
+        prompt(app).value = "What is the capital of Japan?"
+        await pilot.press("enter")
+        await answered(pilot, 2)
+        user, reply = app.query(ChatMessage)
+        assert user.text == "What is the capital of Japan?" and "Tokyo" in reply.text
+        assert [m["content"] for m in assistant.conversation.messages][0] == "What is the capital of Japan?"
+        assert [r["text"] for r in memory.store.messages(cid)][0] == "What is the capital of Japan?"
+
+
+async def test_copy_code_blocks_cycle() -> None:
+    reply = "Two ways:\n\n```python\nprint('a')\n```\n\nor\n\n```sh\necho b\n```\n"
+    app = HomefireApp(assistant=Assistant(ScriptedEngine([reply], delay=0)))  # type: ignore[arg-type]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await send(pilot, "show me")
+        await answered(pilot, 2, 20)
+        await pilot.press("shift+tab")
+        await pilot.press("k")
+        assert app.clipboard == "print('a')" and "code block 1 of 2" in notes(app)
+        await pilot.press("k")
+        assert app.clipboard == "echo b"
+        await pilot.press("c")
+        assert app.clipboard == reply
+        await pilot.press("escape")
+        assert prompt(app).has_focus
+
+
+def test_code_blocks_reads_fences_and_a_cut_last_one() -> None:
+    assert code_blocks("a\n```\nx = 1\n```\nb\n~~~js\ny()\n~~~\n```py\nunfinished") == ["x = 1", "y()", "unfinished"]
+    assert code_blocks("no code here") == []
+
+
+# ----- status line, first run ------------------------------------------------------------------------
+
+
+async def test_first_run_is_interactive_at_once_and_status_says_everything(homefire_home: Path) -> None:
+    app = HomefireApp(settings=SHORT, guard="off")
+    started = time.perf_counter()
+    async with app.run_test(size=(120, 30)) as pilot:  # wide enough for every part of the status line
+        # The screen is up and takes typing while the model is still loading in a worker.
+        assert not app.ready and "loading model" in status(app)
+        assert "stays on this device" in str(app.query_one("#greeting").render())
+        await pilot.press(*"hello")
+        assert prompt(app).text == "hello"
+        shown = time.perf_counter() - started
+        await wait_for(pilot, lambda: app.ready, 120)
+        line = status(app)
+        assert "smollm2-135m" in line and "ready" in line and "GUARD OFF" in line and "memory on" in line
+        assert " MB" in line  # RAM
+        prompt(app).value = "What is the capital of France?"
+        await pilot.press("enter")
+        await answered(pilot, 2)
+        line = status(app)
+        assert "tok/s" in line and "first token" in line
+    print(f"screen up in {shown:.2f}s")
+
+
+async def test_incognito_export_and_rename_by_slash_commands(engine: Engine, homefire_home: Path) -> None:
+    memory = Memory()
+    assistant = Assistant(engine, settings=SHORT, memory=memory)
+    app = HomefireApp(assistant=assistant)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await send(pilot, "What is the capital of France?")
+        await answered(pilot, 2)
+        cid = assistant.conversation.id
+        await command(pilot, "/rename Capitals quiz")
+        assert memory.store.conversation(cid)["title"] == "Capitals quiz"
+        await command(pilot, "/export json")
+        exported = list((homefire_home / "exports").glob("*.json"))
+        assert len(exported) == 1 and stat.S_IMODE(exported[0].stat().st_mode) == 0o600
+        assert "Paris" in exported[0].read_text()
+        await command(pilot, "/export md")
+        assert "Paris" in next((homefire_home / "exports").glob("*.md")).read_text()
+        # Incognito: the status says so, and nothing new reaches the database.
+        before = len(memory.store.conversations())
+        await command(pilot, "/incognito")
+        assert "incognito" in status(app) and not app.query(ChatMessage)
+        await send(pilot, "What is the capital of Japan?")
+        await answered(pilot, 2)
+        assert len(memory.store.conversations()) == before
+        await command(pilot, "/incognito")
+        assert "memory on" in status(app)
+        # An unknown command says so and keeps the text.
+        await command(pilot, "/frobnicate")
+        assert prompt(app).text == "/frobnicate" and "Unknown command" in notes(app)
+
+
+async def test_remember_forget_search_and_help_by_slash_commands(engine: Engine) -> None:
+    memory = Memory()
+    app = HomefireApp(assistant=Assistant(engine, settings=SHORT, memory=memory))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await send(pilot, "/remember my server is at home.lan")
+        await wait_for(pilot, lambda: not app.answering and len(app.query(ChatMessage)) == 2)
+        assert any("home.lan" in f["text"] for f in memory.store.facts())
+        await send(pilot, "/forget server")
+        await wait_for(pilot, lambda: not app.answering and len(app.query(ChatMessage)) == 4)
+        assert not memory.store.facts()
+        await command(pilot, "/help")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        from homefire.app.memory_screens import HistorySearch
+
+        await command(pilot, "/search server")
+        await wait_for(pilot, lambda: isinstance(app.screen, HistorySearch))
+        assert app.screen.query_one("#history-query", Input).value == "server"
+        await pilot.press("escape")
+        await command(pilot, "/new")
+        assert not app.query(ChatMessage)
+
+
+# ----- command palette, help -------------------------------------------------------------------------
+
+
+async def test_command_palette_runs_every_listed_action_and_help_lists_every_key() -> None:
+    from homefire.app.commands import COMMANDS
+
+    app = HomefireApp(assistant=Assistant(ScriptedEngine(["ok"], delay=0)))  # type: ignore[arg-type]
+    async with app.run_test(size=(80, 24)) as pilot:
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert all(c.title in titles for c in COMMANDS if c.action not in ("command_palette", "quit"))
+        for c in COMMANDS:
+            assert hasattr(app, f"action_{c.action}"), c.action
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"Settings")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        await pilot.press("escape")
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        from homefire.app.screens import help_markdown
+
+        text = help_markdown()
+        for c in COMMANDS:
+            assert c.title in text and (not c.slash or c.slash in text)
+
+
+# ----- dialogs -----------------------------------------------------------------------------------------
+
+
+async def test_settings_are_saved_0600_applied_and_checked() -> None:
+    engine = ScriptedEngine(["ok"], delay=0)
+    assistant = Assistant(engine)  # type: ignore[arg-type]
+    app = HomefireApp(assistant=assistant)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        screen = app.screen
+        screen.query_one("#set-system", TextArea).load_text("You are a pirate.")
+        screen.query_one("#set-temperature", Input).value = "5"
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, SettingsScreen)  # refused: says what is allowed
+        assert "from 0 to 2" in str(screen.query_one("#settings-error").render())
+        screen.query_one("#set-temperature", Input).value = "0.4"
+        screen.query_one("#set-theme", Select).value = "homefire-light"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        assert app.theme == "homefire-light"
+        assert (
+            assistant.system_prompt == "You are a pirate."
+            and assistant.conversation.system_prompt == assistant.system_prompt
+        )
+        assert app.settings.temperature == 0.4
+        path = cfg.config_path()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        saved = cfg.load_config()
+        assert (
+            saved.system_prompt == "You are a pirate." and saved.temperature == 0.4 and saved.theme == "homefire-light"
+        )
+    # A new start reads them.
+    again = HomefireApp(assistant=Assistant(ScriptedEngine(["ok"])))  # type: ignore[arg-type]
+    async with again.run_test(size=(80, 24)):
+        assert again.theme == "homefire-light" and again.settings.temperature == 0.4
+
+
+async def test_a_damaged_settings_file_is_said_not_overwritten() -> None:
+    path = cfg.config_path()
+    path.write_text("temperature = [oops\n")
+    app = HomefireApp(assistant=Assistant(ScriptedEngine(["ok"])))  # type: ignore[arg-type]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.1)
+        assert "settings file" in notes(app) and "damaged" in notes(app)
+    assert path.read_text() == "temperature = [oops\n"
+
+
+async def test_settings_change_guard_and_context_reloads_without_restart(engine: Engine) -> None:
+    assistant = Assistant(engine, settings=SHORT)
+    app = HomefireApp(assistant=assistant)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert "GUARD OFF" in status(app)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        app.screen.query_one("#set-guard", Select).value = "strict"
+        app.screen.query_one("#set-ctx", Input).value = "1024"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: assistant.guard is not None and assistant.engine is not engine, 120)
+        await wait_for(pilot, lambda: not app.switching and "guard strict" in status(app), 60)
+        assert assistant.engine.n_ctx == 1024 and assistant.guard.strictness == "strict"
+        await send(pilot, "What is the capital of France?")
+        await answered(pilot, 2)
+        assert "Paris" in app.query(ChatMessage)[1].text
+        assistant.engine.close()
+        assistant.engine = engine  # the session's engine goes on serving the other tests
+
+
+async def test_model_manager_pulls_with_progress_verifies_switches_and_removes(
+    engine: Engine, default_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .fakehub import FakeHub
+
+    assistant = Assistant(engine, settings=SHORT)
+    app = HomefireApp(assistant=assistant)
+    with FakeHub() as hub:
+        hub.add("test/tiny-GGUF", "tiny-q4.gguf", default_model_path)
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("ctrl+t")
+            await wait_for(pilot, lambda: isinstance(app.screen, ModelScreen))
+            screen = app.screen
+            table = screen.query_one(DataTable)
+            assert table.row_count == 1 and "smollm2-135m" in str(table.get_row_at(0))
+            await pilot.press("i")
+            assert "llama" in str(screen.query_one("#model-info").render())
+            seen: list[tuple[int, int]] = []
+
+            def spy(self, event) -> None:  # type: ignore[no-untyped-def]
+                seen.append((event.done, event.total))
+                BusyScreen.on_progressed(self, event)
+
+            monkeypatch.setattr(ModelScreen, "on_progressed", spy)
+            await pilot.press("p", *"test/tiny-GGUF tiny-q4.gguf", "enter")
+            await wait_for(pilot, lambda: table.row_count == 2 and not screen.busy, 120)
+            assert "downloaded and verified" in notes(app)
+            size = default_model_path.stat().st_size
+            assert seen and seen[-1] == (size, size)  # the progress bar was fed to the end
+            table.focus()
+            table.move_cursor(row=[str(table.get_row_at(i)[1]) for i in range(2)].index("tiny-q4"))
+            await pilot.press("v")
+            await wait_for(pilot, lambda: "verified, sha256" in notes(app))
+            await pilot.press("enter")  # switch, without restarting
+            await wait_for(pilot, lambda: not isinstance(app.screen, ModelScreen))
+            await wait_for(pilot, lambda: app.model_name == "tiny-q4" and not app.switching, 120)
+            assert "tiny-q4" in status(app) and assistant.engine is not engine
+            await send(pilot, "What is the capital of France?")
+            await answered(pilot, 2)
+            assert "Paris" in app.query(ChatMessage)[1].text
+            assert cfg.load_config().model == "tiny-q4"  # remembered for the next start
+            # The model in use cannot be removed; another one can, after a yes.
+            await pilot.press("ctrl+t")
+            await wait_for(pilot, lambda: isinstance(app.screen, ModelScreen))
+            table = app.screen.query_one(DataTable)
+            table.move_cursor(row=[str(table.get_row_at(i)[1]) for i in range(2)].index("tiny-q4"))
+            await pilot.press("x")
+            assert "in use" in notes(app)
+            await pilot.press("escape")
+            assistant.engine.close()
+            assistant.engine = engine
+
+
+async def test_cartridge_screen_builds_with_progress_attaches_marks_stale_and_removes(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from homefire.engine import cartridge as C
+
+    note = tmp_path / "note.md"
+    note.write_text("The wifi password is kettle-42.\n")
+    assistant = Assistant(engine, settings=SHORT)
+    app = HomefireApp(assistant=assistant)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, CartridgeScreen))
+        screen = app.screen
+        assert "No cartridges yet" in str(screen.query_one("#cartridge-empty").render())
+        assert screen.query_one("#build-input", Input).has_focus  # nothing to pick yet: straight to building
+        await pilot.press(*f"wifi {note}", "enter")
+        await wait_for(pilot, lambda: screen.busy)
+        await wait_for(pilot, lambda: not screen.busy, 120)
+        assert "Built wifi" in notes(app)
+        await pilot.press("a")  # the new one is selected and the list has focus
+        await wait_for(pilot, lambda: [c.name for c in assistant.cartridges] == ["wifi"] and not app.switching)
+        assert "cartridge wifi" in status(app)
+        await send(pilot, "According to the document, what is the wifi password?")
+        await answered(pilot, 2)
+        assert "kettle" in app.query(ChatMessage)[1].text.lower()
+        # A changed source marks it stale in the list.
+        await command(pilot, "/cartridge off")
+        await wait_for(pilot, lambda: not assistant.cartridges and not app.switching)
+        note.write_text("The wifi password changed.\n")
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, CartridgeScreen))
+        await pilot.pause(0.1)
+        listing = str(app.screen.query_one("#cartridge-list").get_option_at_index(0).prompt)  # type: ignore[attr-defined]
+        assert "⚠" in listing and "stale" in listing
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not C.all_cartridges())
+        await pilot.press("escape")
+
+
+# ----- looks -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(80, 24), (50, 30), (120, 40)])
+async def test_layout_fits_and_survives_resizing(size: tuple[int, int]) -> None:
+    app = HomefireApp(assistant=Assistant(ScriptedEngine(["word "] * 50, delay=0)))  # type: ignore[arg-type]
+    async with app.run_test(size=size) as pilot:
+        await send(pilot, "hello")
+        await answered(pilot, 2, 20)
+        for width, height in (size, (50, 30), (200, 50), (40, 15), size):
+            await pilot.resize_terminal(width, height)
+            await pilot.pause(0.1)
+            assert app.query_one(Sidebar).display == (width >= 70)
+            for widget in ("#prompt", "#status", "#transcript"):
+                region = app.query_one(widget).region
+                assert region.width > 0 and region.right <= width and region.bottom <= height, (widget, width, height)
+        await pilot.press("ctrl+b")  # narrow or not, Ctrl+B toggles the chat list
+        assert app.query_one(Sidebar).display != (size[0] >= 70)
+
+
+# ----- responsiveness --------------------------------------------------------------------------------
+
+
+async def test_event_loop_never_stalls_while_an_answer_streams() -> None:
+    """While the real model writes a long answer, the UI's event loop keeps ticking (no gap over 50 ms).
+
+    The app is started as a user starts it, so it picks its own threads (one core is left to the UI)."""
+    app = HomefireApp(settings=GenerationSettings(temperature=0, max_tokens=120, seed=1), guard="off", incognito=True)
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.ready, 120)
+        task = asyncio.get_running_loop().create_task(ticker())
+        await send(pilot, "Write a very long story about a dragon.")
+        await wait_for(pilot, lambda: not app.answering, 120)
+        task.cancel()
+        words = len(app.query(ChatMessage)[-1].text.split())
+    assert words > 60 and len(gaps) > 100
+    worst = max(gaps) * 1000
+    print(f"event loop: {len(gaps)} ticks, worst gap {worst:.1f} ms")
+    assert worst < 50, f"the UI stalled for {worst:.0f} ms while streaming"
+
+
+def test_settings_file_round_trips_and_rejects_bad_values(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    saved = cfg.UserConfig().changed(system_prompt='Say "hi"\n\ttab é 😀', temperature=0.3, threads=2)
+    cfg.save_config(saved, path)
+    assert cfg.load_config(path) == saved and stat.S_IMODE(path.stat().st_mode) == 0o600
+    for bad, said in (
+        ("n_ctx = 'big'\n", "context size"),
+        ("guard = 'maybe'\n", "guard must be"),
+        ("x = \n", "damaged"),
+    ):
+        path.write_text(bad)
+        with pytest.raises(cfg.ConfigError, match=said):
+            cfg.load_config(path)
+    path.write_text("unknown_key = 1\ntheme = 'homefire-light'\n")
+    assert cfg.load_config(path).theme == "homefire-light"  # unknown keys (from a newer homefire) are ignored
+    assert json.loads(json.dumps(cfg.UserConfig().__dict__))  # plain values only
