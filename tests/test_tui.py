@@ -284,6 +284,35 @@ async def test_remember_forget_search_and_help_by_slash_commands(engine: Engine)
         assert not app.query(ChatMessage)
 
 
+async def test_an_encrypted_memory_is_unlocked_in_a_dialog(homefire_home: Path) -> None:
+    from homefire.app.passphrase import PassphraseScreen
+
+    homefire_home.mkdir(parents=True, exist_ok=True)
+    locked = Memory.open(passphrase="correct horse")
+    cid = locked.store.new_conversation(title="Secret garden")
+    locked.store.add_message(cid, "user", "Where do the tulips go?")
+    locked.close()
+    app = HomefireApp(settings=SHORT, guard="off")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PassphraseScreen))
+        await pilot.press(*"wrong", "enter")
+        await wait_for(pilot, lambda: "passphrase" in str(app.screen.query_one("#passphrase-error").render()).lower())
+        assert isinstance(app.screen, PassphraseScreen)  # stays open after a wrong passphrase
+        await pilot.press(*"correct horse", "enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, PassphraseScreen))
+        await wait_for(pilot, lambda: app.memory is not None and app.query_one("#chats", OptionList).option_count)
+        assert "Secret garden" in str(app.query_one("#chats", OptionList).get_option_at_index(0).prompt)
+        await wait_for(pilot, lambda: app.ready, 120)
+        assert "memory on" in status(app)
+    # Escape goes on without memory, and says so.
+    app = HomefireApp(settings=SHORT, guard="off")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PassphraseScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.ready, 120)
+        assert "incognito" in status(app) and "locked" in notes(app)
+
+
 # ----- command palette, help -------------------------------------------------------------------------
 
 

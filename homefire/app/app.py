@@ -7,6 +7,7 @@ the help screen (F1) come from that table.
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 from collections.abc import Iterable
@@ -92,6 +93,13 @@ class HomefireApp(App[None]):
         def __init__(self, memory: Any, error: str | None = None) -> None:
             super().__init__()
             self.memory, self.error = memory, error
+
+    class NeedPassphrase(Message):
+        """The memory database is encrypted: the loading worker waits on `reply` for the unlocked Memory."""
+
+        def __init__(self, reason: str, reply: queue.Queue[Any]) -> None:
+            super().__init__()
+            self.reason, self.reply = reason, reply
 
     class Piece(Message):
         def __init__(self, text: str) -> None:
@@ -250,10 +258,17 @@ class HomefireApp(App[None]):
 
         memory = None
         if not self.incognito:
-            try:
-                from ..memory import Memory
+            from ..memory import Memory, MemoryLocked
 
-                memory = Memory()  # a busy or damaged database is said here, before a chat that would not be saved
+            try:
+                memory = Memory.open()  # a busy or damaged database is said here, before a chat that would not be saved
+            except MemoryLocked as exc:
+                # Encrypted: the user types the passphrase in a dialog; Escape goes on incognito.
+                reply: queue.Queue[Any] = queue.Queue()
+                self.post_message(self.NeedPassphrase(str(exc), reply))
+                memory = reply.get()
+                if memory is None:
+                    self.incognito = True
             except HomefireError as exc:
                 self.post_message(self.MemoryOpened(None, str(exc)))
                 self.post_message(self.Loaded(None, str(exc)))
@@ -269,6 +284,16 @@ class HomefireApp(App[None]):
             engine, system_prompt=self.config.system_prompt or None, settings=self.settings, guard=guard, memory=memory
         )
         self.post_message(self.Loaded(assistant))
+
+    def on_homefire_app_need_passphrase(self, event: NeedPassphrase) -> None:
+        from .passphrase import PassphraseScreen
+
+        def unlocked(memory: Any) -> None:
+            if memory is None:
+                self.notify("Memory stays locked: this session is incognito (nothing is saved or recalled).")
+            event.reply.put(memory)
+
+        self.push_screen(PassphraseScreen.for_memory(event.reason), unlocked)
 
     def on_homefire_app_memory_opened(self, event: MemoryOpened) -> None:
         self.memory = event.memory
