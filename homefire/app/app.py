@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -27,12 +27,14 @@ from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from .. import config as cfg
-from ..assistant import Assistant, load_guard, refusal
 from ..config import GenerationSettings, UserConfig
 from ..errors import HomefireError
 from . import widgets
 from .commands import COMMANDS, SLASH
 from .widgets import ChatMessage, PromptArea, Sidebar, Status, StatusLine
+
+if TYPE_CHECKING:  # the model's stack (numpy, llama.cpp) is imported by the loading worker, not before the first screen
+    from ..assistant import Assistant
 
 GREETING = "Welcome to homefire. Everything you type stays on this device."
 HINT = "F1 help · Ctrl+P all commands · Ctrl+B chats · Enter sends, Ctrl+J new line"
@@ -254,6 +256,7 @@ class HomefireApp(App[None]):
 
     @work(thread=True, exclusive=True, group="model")
     def load_model(self) -> None:
+        from ..assistant import Assistant, load_guard
         from ..engine import Engine
 
         memory = None
@@ -457,6 +460,8 @@ class HomefireApp(App[None]):
             )
         if verdict is not None and not verdict.allowed and reply is not None:
             reply.set_classes("message blocked")
+            from ..assistant import refusal
+
             reply.text = refusal(verdict)
             await reply.markdown.update(reply.text)
             self._status("ready", "blocked by the guard")
@@ -862,6 +867,8 @@ class HomefireApp(App[None]):
 
     @work(thread=True, exclusive=True, group="guard")
     def reload_guard(self, level: str) -> None:
+        from ..assistant import load_guard
+
         assert self.assistant is not None
         try:
             guard = load_guard(level)
