@@ -231,6 +231,17 @@ async def test_first_run_is_interactive_at_once_and_status_says_everything(homef
     print(f"screen up in {shown:.2f}s")
 
 
+def test_the_first_screen_does_not_wait_for_the_model_stack() -> None:
+    """numpy, llama.cpp and onnxruntime load in the worker, after the first screen (bench/tui.py times it)."""
+    import subprocess
+    import sys
+
+    heavy = "('numpy', 'llama_cpp', 'onnxruntime')"
+    code = f"import sys, homefire.app; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 async def test_incognito_export_and_rename_by_slash_commands(engine: Engine, homefire_home: Path) -> None:
     memory = Memory()
     assistant = Assistant(engine, settings=SHORT, memory=memory)
