@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import struct
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,30 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# No network beyond this machine, in this process and in every Python process a test starts: connections
+# and name lookups outside loopback fail, and each attempt is logged so a test fails even if the code
+# under test swallowed the error (tests/netguard/sitecustomize.py).
+NETGUARD = ROOT / "tests" / "netguard"
+NETGUARD_LOG = Path(tempfile.mkdtemp(prefix="homefire-netguard-")) / "refused.log"
+os.environ["HOMEFIRE_NETGUARD"] = "1"
+os.environ["HOMEFIRE_NETGUARD_LOG"] = str(NETGUARD_LOG)
+os.environ["PYTHONPATH"] = os.pathsep.join([str(NETGUARD), *filter(None, [os.environ.get("PYTHONPATH")])])
+_spec = importlib.util.spec_from_file_location("homefire_netguard", NETGUARD / "sitecustomize.py")
+assert _spec is not None and _spec.loader is not None
+netguard = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(netguard)
+netguard.install()
+
+
+@pytest.fixture(autouse=True)
+def no_network() -> Iterator[None]:
+    """Fails the test if it, or a process it started, tried to reach beyond this machine."""
+    yield
+    if NETGUARD_LOG.exists():
+        tried = NETGUARD_LOG.read_text()
+        NETGUARD_LOG.unlink()
+        pytest.fail(f"network access outside this machine was attempted:\n{tried}")
 
 
 @pytest.fixture(autouse=True)
