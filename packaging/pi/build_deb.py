@@ -179,8 +179,9 @@ def build(suite: str, out_dir: Path, arch: str) -> Path:
     launcher = root / "usr/bin/homefire"
     launcher.write_text(LAUNCHER.format(py=py))
     launcher.chmod(0o755)
-    (root / "lib/systemd/system").mkdir(parents=True)
-    (root / "lib/systemd/system/homefire-web.service").write_text(SERVICE)
+    # /usr/lib, not /lib: trixie's /lib is a symlink into /usr (merged /usr); systemd reads both.
+    (root / "usr/lib/systemd/system").mkdir(parents=True)
+    (root / "usr/lib/systemd/system/homefire-web.service").write_text(SERVICE)
     (root / "etc/default").mkdir(parents=True)
     (root / "etc/default/homefire-web").write_text(DEFAULTS)
     doc = root / "usr/share/doc/homefire"

@@ -43,6 +43,17 @@ def sh(*cmd: str | Path, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(c) for c in cmd], check=True, text=True, **kw)  # type: ignore[call-overload]
 
 
+def unpack(deb: Path, target: Path) -> None:
+    """dpkg-deb -x, except that a symlinked directory (merged /usr: /lib -> usr/lib) stays a symlink."""
+    target.mkdir(parents=True, exist_ok=True)
+    dump = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "--keep-directory-symlink", "-C", str(target)], stdin=dump.stdout, check=True)
+    assert dump.stdout is not None
+    dump.stdout.close()
+    if dump.wait() != 0:
+        raise SystemExit(f"dpkg-deb could not read {deb}")
+
+
 def tools(work: Path) -> Path:
     """debootstrap and qemu-user-static, unpacked locally (nothing installed system-wide)."""
     tree = work / "tools/root"
@@ -53,7 +64,7 @@ def tools(work: Path) -> Path:
     # Root downloads into our own folder (apt's _apt sandbox user could not write there).
     sh("apt-get", "download", "-o", "APT::Sandbox::User=root", "qemu-user-static", "debootstrap", cwd=debs)
     for deb in debs.glob("*.deb"):
-        sh("dpkg-deb", "-x", deb, tree)
+        unpack(deb, tree)
     return tree
 
 
@@ -72,7 +83,7 @@ def rootfs(work: Path, suite: str, tree: Path) -> Path:
     )  # fmt: skip
     # --foreign unpacks only the base system; the included packages wait in the cache: unpack them.
     for deb in sorted((target / "var/cache/apt/archives").glob("*.deb")):
-        sh("dpkg-deb", "-x", deb, target)
+        unpack(deb, target)
         deb.unlink()
     (target / ".complete").touch()
     return target
@@ -141,7 +152,7 @@ def main() -> int:
     tree = tools(work)
     target = rootfs(work, args.suite, tree)
     shutil.rmtree(target / "opt/homefire", ignore_errors=True)
-    sh("dpkg-deb", "-x", deb, target)
+    unpack(deb, target)
     qemu = tree / "usr/bin/qemu-aarch64-static"
     cpuinfo = work / "cpuinfo-cortex-a72"
     cpuinfo.write_text(CPUINFO)
