@@ -163,7 +163,7 @@ class CartridgeScreen(BusyScreen):
         carts = cartridges.all_cartridges()
         for c in carts:
             state = cartridges.status(c)
-            mark = "⚠ " if state != "ready" else ""
+            mark = "⚠ " if state != "ok" else ""
             label = Text(f"{mark}{c.name}  {c.tokens:,} tokens · {c.kv_type} · {state}")
             items.add_option(Selection(label, c.name, c.name in chosen))
         items.display = bool(carts)

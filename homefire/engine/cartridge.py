@@ -230,7 +230,34 @@ def load(name: str) -> Cartridge:
         raise CartridgeError(f"cartridge '{name}' has a damaged manifest: {rebuild_hint(name)}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CartridgeError(f"cartridge '{name}' was made by another version of homefire: {rebuild_hint(name)}")
+    if not _well_formed(manifest):
+        raise CartridgeError(f"cartridge '{name}' has a damaged manifest: {rebuild_hint(name)}")
     return Cartridge(name, path, manifest)
+
+
+def _is(value: Any, kind: type | tuple[type, ...]) -> bool:
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _well_formed(m: dict[str, Any]) -> bool:
+    """Every field the code reads is there with the right type (a hand-edited or damaged manifest is refused
+    here, in one place, instead of failing wherever a field is first used)."""
+    top = {"tokens": int, "type_k": str, "n_ctx": int, "flash_attn": bool, "llama_cpp_python": str, "sources": list}
+    if not all(_is(m.get(key), kind) for key, kind in top.items()):
+        return False
+    model = m.get("model")
+    if not (isinstance(model, dict) and _is(model.get("name"), str) and _is(model.get("sha256"), str)):
+        return False
+    source = {"label": str, "path": str, "sha256": str, "bytes": int}
+    if not all(isinstance(s, dict) and all(_is(s.get(k), t) for k, t in source.items()) for s in m["sources"]):
+        return False
+    chunks = m.get("chunks", [])
+    if not (isinstance(chunks, list) and all(_is(c, str) for c in chunks)):
+        return False
+    state = m.get("state")
+    if chunks:
+        return state is None
+    return isinstance(state, dict) and _is(state.get("bytes"), int) and _is(state.get("sha256"), str)
 
 
 def all_cartridges() -> list[Cartridge]:

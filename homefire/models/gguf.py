@@ -122,6 +122,12 @@ class GGUFInfo:
         return _FILE_TYPES.get(int(ftype), f"type {ftype}") if ftype is not None else "unknown"
 
 
+def _shown(key: str) -> str:
+    """A key name from the file, safe for a one-line message (a damaged length can make it binary junk)."""
+    text = key if key.isprintable() and len(key) <= 60 else key[:40].encode("unicode_escape").decode() + "…"
+    return repr(text)
+
+
 class _Reader:
     def __init__(self, f: BinaryIO, size: int, path: Path):
         self.f, self.size, self.path = f, size, path
@@ -149,14 +155,14 @@ class _Reader:
         if vtype == 9:
             etype, count = self.unpack("<I"), self.unpack("<Q")
             if count > self.size:
-                raise ModelError(f"{self.path} is damaged (array '{key}' claims {count} items): get a fresh copy")
+                raise ModelError(f"{self.path} is damaged (array {_shown(key)} claims {count} items): get a fresh copy")
             lengths[key] = count
             if etype in _SCALARS and count > _KEEP_ARRAY:
                 self.f.seek(struct.calcsize(_SCALARS[etype]) * count, 1)
                 return None
             items = [self.value(etype, key, lengths) for _ in range(count)]
             return items if count <= _KEEP_ARRAY else None
-        raise ModelError(f"{self.path} is damaged (unknown metadata type {vtype} for '{key}'): get a fresh copy")
+        raise ModelError(f"{self.path} is damaged (unknown metadata type {vtype} for {_shown(key)}): get a fresh copy")
 
 
 def read_gguf(path: Path | str) -> GGUFInfo:
