@@ -133,11 +133,17 @@ def main() -> int:
             "benign", "val", ("ordinary-val", "long-benign-val", "rho-benign", "noise-val")
         ),
     }
+    huge = (LONG + "\n") * 56  # ~100,000 characters: scored whole, its middle sampled past MAX_CHUNKS
     lat = {
         "short": (latency(guard.check, SHORT, 200), latency(keyword_blocks, SHORT, 200)),
         "long": (latency(guard.check, LONG, 50), latency(keyword_blocks, LONG, 50)),
+        "100k-char": (latency(guard.check, huge, 5), latency(keyword_blocks, huge, 5)),
     }
-    tokens = {k: len(guard.encoder.tokenizer.encode(v).ids) for k, v in (("short", SHORT), ("long", LONG))}
+    texts = {"short": SHORT, "long": LONG, "100k-char": huge}
+    tokens = {k: len(guard.model.tokenizer.encode(v).ids) for k, v in texts.items()}
+    chunks = {k: len(guard.model.chunks(normalize(v))) for k, v in texts.items()}
+    fallback = Guard(args.strictness, runtime="numpy")
+    numpy_short = latency(fallback.check, SHORT, 20)
     rss = guard_rss_mb()
 
     print(f"\nhomefire guard ({args.strictness}) vs keyword blocklist")
@@ -149,10 +155,12 @@ def main() -> int:
     for key, (g, k, n) in summary.items():
         print(f"{key:<36} {'':<10} {n:>5}  {g:>7.1%}  {k:>8.1%}")
     print()
-    print(f"latency (1 thread)        {'guard p50/p95':>16}  {'keywords p50/p95':>18}")
+    print(f"{'latency (1 thread)':<34} {'guard p50/p95':>17}  {'keywords p50/p95':>18}")
     for key, ((g50, g95), (k50, k95)) in lat.items():
         n_tok = tokens[key]
-        print(f"{key:<5} (~{n_tok} tokens)       {g50:>7.2f}/{g95:<7.2f} ms  {k50:>8.3f}/{k95:<8.3f} ms")
+        what = f"{key} ({n_tok} tokens, {chunks[key]} chunks)"
+        print(f"{what:<34} {g50:>8.2f}/{g95:<8.2f} ms  {k50:>8.3f}/{k95:<8.3f} ms")
+    print(f"numpy fallback (no onnxruntime), short prompt: {numpy_short[0]:.1f}/{numpy_short[1]:.1f} ms")
     print(f"guard resident memory added (loaded, after a long prompt): {rss:.0f} MB")
     out = {
         "bench": "guard",
@@ -163,6 +171,8 @@ def main() -> int:
             for k, ((g50, g95), (k50, _)) in lat.items()
         },
         "tokens": tokens,
+        "chunks": chunks,
+        "numpy_fallback_short_ms": {"p50": round(numpy_short[0], 2), "p95": round(numpy_short[1], 2)},
         "rss_mb": round(rss, 1),
         "per_source": {name: {"n": n, "guard": round(g, 4), "keywords": round(k, 4)} for name, _, n, g, k in rows},
     }

