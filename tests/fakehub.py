@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,6 +23,7 @@ class HubFile:
     path: Path
     sha256: str = ""
     cut_after: int | None = None  # send only this many bytes of the first full GET, then hang up
+    delay: float = 0.0  # seconds to wait between 256 KB pieces of a transfer (a slow link)
     requests: list[str] = field(default_factory=list)  # "HEAD" or the Range header of each GET
 
     def __post_init__(self) -> None:
@@ -91,7 +93,13 @@ class FakeHub:
                     self.wfile.flush()
                     self.close_connection = True
                     return
-                self.wfile.write(body)
+                if not f.delay:
+                    self.wfile.write(body)
+                    return
+                for i in range(0, len(body), 1 << 18):
+                    self.wfile.write(body[i : i + (1 << 18)])
+                    self.wfile.flush()
+                    time.sleep(f.delay)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
