@@ -166,7 +166,14 @@ def build(suite: str, out_dir: Path, arch: str) -> Path:
 
     llama = cross_llama.build(arch, cross_llama.default_cache())
     wheels = work / "wheels"
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", wheels, ROOT)
+    # Build homefire's wheel from a copy of its sources only: setuptools would otherwise walk build/
+    # (arm64 roots and packages, hundreds of thousands of files) looking for package files.
+    source = work / "source"
+    shutil.copytree(ROOT / "homefire", source / "homefire", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "MANIFEST.in"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, source / name)
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", wheels, source)
     (app,) = wheels.glob("homefire-*.whl")
     print(f"vendoring aarch64 wheels for Python {py} ({suite}) into /opt/homefire/lib", flush=True)
     pip_target(lib, py, str(app), str(llama), *requirements())
