@@ -340,6 +340,9 @@ async def test_a_real_browser_chats_with_the_real_model(serve: Any, chromium: st
             await cdp.wait_for_text("ready", limit=240, log=served.banner)  # the chat process loaded the default model
             await cdp.js("document.querySelector('.xterm-helper-textarea').focus()")
             await cdp("Input.insertText", text="What is the capital of France?")
+            # Enter once the app has echoed the text: arriving in the same read as the text, a terminal
+            # app may take it as part of a paste (as a person typing, it comes later anyway).
+            await cdp.wait_for_text("What is the capital of France?", limit=60, log=served.banner)
             for kind in ("keyDown", "keyUp"):
                 await cdp(
                     "Input.dispatchKeyEvent",
