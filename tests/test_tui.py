@@ -490,9 +490,7 @@ async def test_cartridge_screen_builds_with_progress_attaches_marks_stale_and_re
         assert "No cartridges yet" in str(screen.query_one("#cartridge-empty").render())
         assert screen.query_one("#build-input", Input).has_focus  # nothing to pick yet: straight to building
         await pilot.press(*f"wifi {note}", "enter")
-        await wait_for(pilot, lambda: screen.busy)
-        await wait_for(pilot, lambda: not screen.busy, 120)
-        assert "Built wifi" in notes(app)
+        await wait_for(pilot, lambda: "Built wifi" in notes(app) and not screen.busy, 120)
         await pilot.press("a")  # the new one is selected and the list has focus
         await wait_for(pilot, lambda: [c.name for c in assistant.cartridges] == ["wifi"] and not app.switching)
         assert "cartridge wifi" in status(app)

@@ -7,6 +7,7 @@ exactly as it is, never wiped or "repaired".
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -30,6 +31,25 @@ from .migrations import migrate
 DB_NAME = "memory.db"
 BUSY_TIMEOUT_S = 3.0  # another homefire writing: wait this long, then say so
 MAX_TEXT = 1_000_000  # characters; a larger message is refused rather than bloating every search
+
+
+@contextmanager
+def _migration_lock(db: Path) -> Iterator[None]:
+    """One process at a time checks and applies migrations: two homefires opening a new database at once
+    would otherwise both create the schema (and the second would think the file damaged)."""
+    lock = db.with_name(db.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise MemoryStoreError(
+            f"cannot write in {db.parent} ({exc.strerror}): the memory database needs a writable data dir "
+            "(or use --incognito)"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if the process dies
+        yield
+    finally:
+        os.close(fd)
 
 
 def now() -> str:
@@ -87,7 +107,8 @@ class Store:
                 # In WAL mode NORMAL survives a killed process; only a power cut may lose the last commit.
                 conn.execute("pragma synchronous=normal")
                 self.db = Database(conn)
-                migrate(self.db)
+                with _migration_lock(self.path):
+                    migrate(self.db)
             except BaseException:
                 conn.close()
                 raise
