@@ -131,9 +131,8 @@ def test_encrypt_rekey_decrypt_round_trip(
     assert "encrypted" in capsys.readouterr().out
     assert SECRET.encode() not in raw(db) and crypto.looks_encrypted(db)
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
-    assert sorted(p.name for p in homefire_home.iterdir() if p.name.startswith((".memory", "memory"))) == [
-        "memory.db"
-    ]  # no temporary or old copy left behind
+    copies = (p.name for p in homefire_home.iterdir() if p.name.startswith((".memory", "memory")))
+    assert sorted(n for n in copies if not n.endswith(".lock")) == ["memory.db"]  # no temporary or old copy left behind
     assert main(["memory", "encrypt"]) == 1 and "already encrypted" in capsys.readouterr().err
     # The copy keeps its triggers: new messages are still indexed for full-text search.
     memory = Memory.open()
