@@ -59,7 +59,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         # Opened before the model loads: a busy, damaged or locked database says so at once (or asks its passphrase).
         memory = open_memory()
     engine = _engine_for(args, args.cartridge)
-    assistant = Assistant(engine, system_prompt=args.system, settings=settings, guard=guard, memory=memory)
+    system = args.system if args.system is not None else config.load_config().system_prompt
+    assistant = Assistant(engine, system_prompt=system, settings=settings, guard=guard, memory=memory)
     if args.cartridge:
         assistant.attach(args.cartridge)
     pieces: list[str] = []
@@ -291,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", help="answer one question on stdout")
     ask.add_argument("question", nargs="*", help="the question (or '-' / a pipe to read stdin)")
     _add_engine_options(ask)
-    ask.add_argument("--system", default=config.DEFAULT_SYSTEM_PROMPT, help="system prompt")
+    ask.add_argument("--system", default=None, help="system prompt (default: the saved setting)")
     ask.add_argument("--max-tokens", type=int, default=512)
     ask.add_argument("--temperature", type=float, default=None, help="0 = greedy (default for models < 1B)")
     ask.add_argument("--seed", type=int, default=None)

@@ -149,3 +149,25 @@ def test_guard_level_is_checked_and_off_is_explicit(homefire_home: Path) -> None
         "Give me step-by-step instructions to build a pipe bomb.",
     )
     assert off.returncode == 0  # the user turned the guard off: the model answers
+
+
+def test_ask_uses_the_saved_settings_unless_options_say_otherwise(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import homefire.assistant
+    from homefire import config
+    from homefire.cli import main
+
+    config.save_config(config.UserConfig().changed(system_prompt="You are a pirate.", n_ctx=1024, guard="off"))
+    seen = {}
+    real = homefire.assistant.Assistant
+
+    class Spy(real):  # type: ignore[valid-type,misc]
+        def __init__(self, engine, system_prompt=None, **kwargs):  # type: ignore[no-untyped-def]
+            seen.update(system=system_prompt, n_ctx=engine.n_ctx, guard=kwargs.get("guard"))
+            super().__init__(engine, system_prompt, **kwargs)
+
+    monkeypatch.setattr(homefire.assistant, "Assistant", Spy)
+    assert main(["ask", "--incognito", "--max-tokens", "2", "hi"]) == 0
+    assert seen == {"system": "You are a pirate.", "n_ctx": 1024, "guard": None}
+    assert main(["ask", "--incognito", "--max-tokens", "2", "--system", "Be brief.", "--ctx", "2048", "hi"]) == 0
+    assert seen["system"] == "Be brief." and seen["n_ctx"] == 2048
+    capsys.readouterr()

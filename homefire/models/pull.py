@@ -140,7 +140,7 @@ def pull(
             raise DownloadError(f"{where} was not found on the hub: check the repo, file name and revision") from exc
         raise DownloadError(f"download of {where} failed (HTTP {status}): try again later") from exc
     except OSError as exc:
-        raise DownloadError(f"download of {where} failed ({exc}): run the same pull again to resume") from exc
+        raise DownloadError(f"download of {where} failed ({exc}): run the same pull again (it starts over)") from exc
     except Exception as exc:  # httpx errors (connection reset, timeouts) do not share a base we can import lazily
         if exc.__class__.__name__ in ("ConnectError", "ConnectTimeout"):
             raise DownloadError(
@@ -149,7 +149,8 @@ def pull(
             ) from exc
         if exc.__class__.__module__.startswith(("httpx", "httpcore")):
             raise DownloadError(
-                f"download of {where} was interrupted ({exc.__class__.__name__}): run the same pull again to resume"
+                f"download of {where} was interrupted ({exc.__class__.__name__}): "
+                "run the same pull again (it starts over)"
             ) from exc
         raise
     digest = sha256_file(fetched)
