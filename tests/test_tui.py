@@ -209,23 +209,40 @@ def test_code_blocks_reads_fences_and_a_cut_last_one() -> None:
 # ----- status line, first run ------------------------------------------------------------------------
 
 
-async def test_first_run_is_interactive_at_once_and_status_says_everything(homefire_home: Path) -> None:
+async def test_first_run_is_interactive_at_once_and_status_says_everything(
+    homefire_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import homefire.engine
+
+    go = threading.Event()  # the model loads only when the test says so: no race with a fast machine
+
+    class HeldEngine(homefire.engine.Engine):
+        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            go.wait(60)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(homefire.engine, "Engine", HeldEngine)
     app = HomefireApp(settings=SHORT, guard="off")
     started = time.perf_counter()
     async with app.run_test(size=(120, 30)) as pilot:  # wide enough for every part of the status line
-        # The screen is up and takes typing while the model is still loading in a worker.
+        # The screen is up and takes typing while the model is still loading in a worker; a question sent
+        # then goes as soon as the model is ready.
         assert not app.ready and "loading model" in status(app)
         assert "stays on this device" in str(app.query_one("#greeting").render())
-        await pilot.press(*"hello")
-        assert prompt(app).text == "hello"
+        await pilot.press(*"What is the capital of France?")
+        await pilot.press("enter")
         shown = time.perf_counter() - started
+        assert not app.ready and prompt(app).text == "What is the capital of France?"
+        assert "as soon as it is ready" in notes(app)
+        go.set()
         await wait_for(pilot, lambda: app.ready, 120)
+        await answered(pilot, 2)
+        assert "Paris" in app.query(ChatMessage)[1].text
         line = status(app)
         assert "smollm2-135m" in line and "ready" in line and "GUARD OFF" in line and "memory on" in line
         assert " MB" in line  # RAM
-        prompt(app).value = "What is the capital of France?"
-        await pilot.press("enter")
-        await answered(pilot, 2)
         line = status(app)
         assert "tok/s" in line and "first token" in line
     print(f"screen up in {shown:.2f}s")
@@ -580,3 +597,49 @@ def test_settings_file_round_trips_and_rejects_bad_values(tmp_path: Path) -> Non
     path.write_text("unknown_key = 1\ntheme = 'homefire-light'\n")
     assert cfg.load_config(path).theme == "homefire-light"  # unknown keys (from a newer homefire) are ignored
     assert json.loads(json.dumps(cfg.UserConfig().__dict__))  # plain values only
+
+
+@pytest.mark.slow
+def test_the_app_leaves_when_its_terminal_is_closed_even_under_a_parent_that_keeps_the_hangup(
+    homefire_home: Path,
+) -> None:
+    """`make run`, then the terminal window closed: the hangup reaches make (the session leader), which
+    waits for its child; the app must notice the dead terminal itself instead of spinning on it."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    from .conftest import cli_env
+
+    # Like make: the session leader ignores the hangup and waits for the app.
+    wrapper = (
+        "import signal, subprocess, sys; signal.signal(signal.SIGHUP, signal.SIG_IGN); "
+        "sys.exit(subprocess.call([sys.executable, '-m', 'homefire', '--guard', 'off', '--incognito']))"
+    )
+    env = dict(cli_env(homefire_home), TERM="xterm-256color", COLUMNS="80", LINES="24")
+    pid, master = pty.fork()
+    if pid == 0:  # the child: a new session on the pty
+        os.execve(sys.executable, [sys.executable, "-c", wrapper], env)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"Welcome" not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                seen += os.read(master, 65536)
+            except OSError:
+                break
+    assert time.monotonic() < deadline, "the app never drew its first screen"
+    os.close(master)  # the terminal window goes away
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(pid, 9)
+        subprocess.run(["pkill", "-9", "-P", str(pid)], check=False)
+        pytest.fail("the app kept running on a closed terminal")

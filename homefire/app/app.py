@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -178,6 +180,7 @@ class HomefireApp(App[None]):
         self._state = "ready"
         self._editing: int | None = None  # index of the question being edited, until it is resent
         self._sidebar_wanted = config.sidebar
+        self._send_when_ready = False  # Enter was pressed while the model loaded
         self._last_code: ChatMessage | None = None
         self.status = Status(model=self.model_name, guard=self.guard_level)
 
@@ -201,6 +204,8 @@ class HomefireApp(App[None]):
         self.query_one("#prompt", PromptArea).focus()
         self._layout(self.size.width)
         self.set_interval(2.0, self._refresh_status)
+        if not self.is_headless and not self.is_web and self._terminal_alive():
+            self.set_interval(1.0, self._check_terminal)
         if self._config_error:
             self.notify(self._config_error, severity="error", timeout=15)
         if self.assistant is None:
@@ -250,6 +255,20 @@ class HomefireApp(App[None]):
         incognito = self.incognito or (self.assistant is not None and self.assistant.memory is None)
         s.memory = "incognito" if incognito else "memory on"
         self._refresh_status()
+
+    def _check_terminal(self) -> None:
+        """Leave when the terminal is gone. Closing a terminal sends SIGHUP to its session leader only: under
+        `make run` that is make, which waits for us, and we would spin on a dead tty forever."""
+        if not self._terminal_alive():
+            self._cancel.set()
+            self.exit()
+
+    @staticmethod
+    def _terminal_alive() -> bool:
+        try:
+            return sys.__stdin__ is not None and os.isatty(sys.__stdin__.fileno())
+        except (OSError, ValueError):
+            return False
 
     def _refresh_status(self) -> None:
         self.query_one(StatusLine).show(self.status, widgets.rss_mb())
@@ -314,6 +333,11 @@ class HomefireApp(App[None]):
         self.model_name = self.assistant.engine.model.name
         self._status("ready")
         self._settle()
+        if self._send_when_ready:
+            self._send_when_ready = False
+            area = self.query_one("#prompt", PromptArea)
+            if area.text.strip():
+                area.action_submit()
 
     def _settle(self) -> None:
         """Everything loaded so far lives as long as the app: keep the collector from walking it again.
@@ -383,7 +407,11 @@ class HomefireApp(App[None]):
             self.notify("Still answering: press Esc to stop it first.")
             return
         if not self.ready or self.switching:
-            self.notify("The model is still loading; your message is kept.")
+            if self.assistant is None and self._state == "loading model…":
+                self._send_when_ready = True  # sent as soon as the model is up
+                self.notify("The model is still loading: your message goes as soon as it is ready.")
+            else:
+                self.notify("The model is busy (loading or switching); your message is kept.")
             return
         area.remember(text)
         area.value = ""
