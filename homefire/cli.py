@@ -51,15 +51,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     question = _read_question(args.question)
     settings = config.GenerationSettings(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
-    guard = load_guard(_guard_option(args) or config.load_config().guard)
+    saved = config.load_config()  # what the settings screen saved; options given on the command line win
+    guard = load_guard(_guard_option(args) or saved.guard)
     memory = None
     if not args.incognito:
         from .memory.cli import open_memory
 
         # Opened before the model loads: a busy, damaged or locked database says so at once (or asks its passphrase).
         memory = open_memory()
-    engine = _engine_for(args, args.cartridge)
-    system = args.system if args.system is not None else config.load_config().system_prompt
+    engine = _engine_for(args, saved, args.cartridge)
+    system = args.system if args.system is not None else saved.system_prompt
     assistant = Assistant(engine, system_prompt=system, settings=settings, guard=guard, memory=memory)
     if args.cartridge:
         assistant.attach(args.cartridge)
@@ -95,20 +96,20 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _engine_for(args: argparse.Namespace, cartridge_names: list[str] | None = None) -> Any:
-    """An engine for these options; with cartridges, by default the model, KV type and context they need."""
+def _engine_for(args: argparse.Namespace, saved: config.UserConfig, cartridge_names: list[str] | None = None) -> Any:
+    """An engine for these options. What a cartridge needs (its model, KV type, context) comes before the
+    saved settings, which fill in only what neither the options nor the cartridges say."""
     from .engine import Engine
     from .engine import cartridge as cartridges
 
-    saved = config.load_config()  # what the settings screen saved; options given on the command line win
-    model, kv, n_ctx = args.model or saved.model, getattr(args, "kv", None), args.ctx or saved.n_ctx
-    args.threads = args.threads if args.threads is not None else saved.threads
+    model, kv, n_ctx = args.model, getattr(args, "kv", None), args.ctx or saved.n_ctx
     if cartridge_names:
         first = cartridges.load(cartridge_names[0]).manifest
         model = model or first["model"]["name"]
         kv = kv or first["type_k"]
         n_ctx = max(n_ctx, first["n_ctx"])
-    return Engine(model, n_ctx=n_ctx, n_threads=args.threads, kv_type=kv or "f16")
+    threads = args.threads if args.threads is not None else saved.threads
+    return Engine(model or saved.model, n_ctx=n_ctx, n_threads=threads, kv_type=kv or "f16")
 
 
 def cmd_cartridge(args: argparse.Namespace) -> int:
@@ -151,18 +152,19 @@ def cmd_cartridge(args: argparse.Namespace) -> int:
         print(f"removed cartridge {c.name}")
         return 0
     # build and rebuild
+    saved = config.load_config()
     if args.action == "rebuild":
         manifest = cartridges.load(args.name).manifest
         args.model = args.model or manifest["model"]["name"]
         args.kv = args.kv or manifest["type_k"]
-        args.ctx = max(args.ctx or config.load_config().n_ctx, manifest["n_ctx"])
+        args.ctx = max(args.ctx or saved.n_ctx, manifest["n_ctx"])
     else:
         cartridges.check_name(args.name)
         sources = cartridges.read_sources(args.paths)  # bad sources fail before the model loads
     from .assistant import load_guard
 
-    guard = load_guard(_guard_option(args) or config.load_config().guard)
-    engine = _engine_for(args)
+    guard = load_guard(_guard_option(args) or saved.guard)
+    engine = _engine_for(args, saved)
     bar = _progress_bar(f"reading into {args.name}", unit="tokens")
     started = time.monotonic()
     if args.action == "rebuild":

@@ -171,3 +171,17 @@ def test_ask_uses_the_saved_settings_unless_options_say_otherwise(monkeypatch, c
     assert main(["ask", "--incognito", "--max-tokens", "2", "--system", "Be brief.", "--ctx", "2048", "hi"]) == 0
     assert seen["system"] == "Be brief." and seen["n_ctx"] == 2048
     capsys.readouterr()
+
+
+def test_a_cartridge_needs_its_own_model_whatever_model_the_settings_saved(engine, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from homefire import config
+    from homefire.cli import main
+    from homefire.engine import cartridge as C
+
+    note = tmp_path / "note.md"
+    note.write_text("The spare key is under the blue flowerpot.\n")
+    C.build("keys", [note], engine)
+    config.save_config(config.UserConfig().changed(model="some-other-model", guard="off"))
+    code = main(["ask", "--incognito", "--max-tokens", "4", "-c", "keys", "Where is the spare key?"])
+    assert code == 0, capsys.readouterr().err  # the cartridge's model, not the saved one (which is not installed)
+    capsys.readouterr()
