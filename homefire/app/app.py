@@ -7,6 +7,7 @@ the help screen (F1) come from that table.
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 import os
 import queue
@@ -95,9 +96,9 @@ class HomefireApp(App[None]):
             self.assistant, self.error = assistant, error
 
     class MemoryOpened(Message):
-        def __init__(self, memory: Any, error: str | None = None) -> None:
+        def __init__(self, memory: Any) -> None:
             super().__init__()
-            self.memory, self.error = memory, error
+            self.memory = memory
 
     class NeedPassphrase(Message):
         """The memory database is encrypted: the loading worker waits on `reply` for the unlocked Memory."""
@@ -181,7 +182,6 @@ class HomefireApp(App[None]):
         self._editing: int | None = None  # index of the question being edited, until it is resent
         self._sidebar_wanted = config.sidebar
         self._send_when_ready = False  # Enter was pressed while the model loaded
-        self._last_code: ChatMessage | None = None
         self.status = Status(model=self.model_name, guard=self.guard_level)
 
     # ----- layout -------------------------------------------------------------------------------------
@@ -294,7 +294,6 @@ class HomefireApp(App[None]):
                 if memory is None:
                     self.incognito = True
             except HomefireError as exc:
-                self.post_message(self.MemoryOpened(None, str(exc)))
                 self.post_message(self.Loaded(None, str(exc)))
                 return
             self.post_message(self.MemoryOpened(memory))
@@ -652,9 +651,8 @@ class HomefireApp(App[None]):
         last = self._last_answer()
         self._copy_code(last)
 
-    def action_why(self) -> None:
-        note = self.assistant.explain() if self.assistant else "The model is still loading."
-        self.call_later(self._note, note)
+    async def action_why(self) -> None:
+        await self._note(self.assistant.explain() if self.assistant else "The model is still loading.")
 
     async def _note(self, text: str) -> None:
         transcript = self.query_one("#transcript", VerticalScroll)
@@ -928,21 +926,12 @@ class HomefireApp(App[None]):
         if command is None:
             self.notify(f"Unknown command {word}: /help lists them all.", severity="warning")
             return False
-        action = command.action
-        if action == "models":
-            self.action_models(rest)
-        elif action == "cartridges":
-            self.action_cartridges(rest)
-        elif action == "search_history":
-            self.action_search_history(rest)
-        elif action == "rename_chat":
-            self.action_rename_chat(rest)
-        elif action == "export_chat":
-            self.action_export_chat(rest or "md")
-        elif action == "why":
-            await self._note(self.assistant.explain() if self.assistant else "The model is still loading.")
+        if command.args and rest:  # e.g. /model NAME, /export json: the action takes what follows
+            done = getattr(self, f"action_{command.action}")(rest)
+            if inspect.isawaitable(done):
+                await done
         else:
-            await self.run_action(action)
+            await self.run_action(command.action)
         return True
 
     def transcript_messages(self) -> list[Any]:

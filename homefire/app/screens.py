@@ -95,12 +95,9 @@ class BusyScreen(ModalScreen[Any]):
     def refresh_rows(self) -> None:
         pass
 
+    @work(thread=True, exclusive=True, group="dialog-job")
     def run_job(self, job: Callable[[], tuple[str, Any]]) -> None:
         """Run job() in a thread; it returns (note, result) or raises HomefireError."""
-        self._job(job)
-
-    @work(thread=True, exclusive=True, group="dialog-job")
-    def _job(self, job: Callable[[], tuple[str, Any]]) -> None:
         try:
             note, result = job()
         except HomefireError as exc:

@@ -210,7 +210,10 @@ class StatusLine(Static):
     On a narrow terminal the least needed parts go first (RAM, then the time to first token, then the
     speed); the guard's and the memory's state always stay."""
 
+    _shown: tuple[Status, float | None] | None = None
+
     def show(self, status: Status, ram_mb: float | None = None) -> None:
+        self._shown = (status, ram_mb)
         guard = {"off": "[b reverse] GUARD OFF [/]", "normal": "guard"}.get(status.guard, f"guard {status.guard}")
         speed, _, first = status.speed.partition(" · ")
         # (priority: lower goes first when there is no room, markup)
@@ -229,9 +232,8 @@ class StatusLine(Static):
         self.update(" · ".join(p for _, p in parts))
 
     def on_resize(self) -> None:
-        app = self.app
-        if hasattr(app, "_refresh_status"):
-            app._refresh_status()
+        if self._shown is not None:
+            self.show(*self._shown)  # what fits has changed
 
 
 def _escape(text: str) -> str:
@@ -256,6 +258,7 @@ class Sidebar(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rows: list[dict[str, Any]] = []
+        self._current: int | None = None  # the open conversation, marked in the list
 
     def compose(self) -> ComposeResult:
         yield Label("Chats", id="sidebar-title")
@@ -271,7 +274,7 @@ class Sidebar(Vertical):
         self._fill()
 
     def _fill(self) -> None:
-        current = getattr(self, "_current", None)
+        current = self._current
         words = self.query_one("#chat-filter", Input).value.lower().split()
         chats = self.query_one("#chats", OptionList)
         chats.clear_options()
