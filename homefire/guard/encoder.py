@@ -182,12 +182,7 @@ class Model:
         probs = np.empty((len(chunks), 3), dtype=np.float32)
         embs = np.empty((len(chunks), DIM), dtype=np.float32)
         for idx in _length_groups(chunks, batch_tokens):
-            width = max(len(chunks[i]) for i in idx)
-            ids = np.zeros((len(idx), width), dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, i in enumerate(idx):
-                ids[row, : len(chunks[i])] = chunks[i]
-                mask[row, : len(chunks[i])] = 1
+            ids, mask = _padded(chunks, idx)
             logits, emb = self.session.run(["logits", "embedding"], {"input_ids": ids, "attention_mask": mask})
             logits = logits - logits.max(axis=1, keepdims=True)
             e = np.exp(logits)
@@ -223,12 +218,7 @@ class Encoder:
         """Embeddings of pre-tokenised chunks, shape (len(chunks), DIM)."""
         out = np.empty((len(chunks), DIM), dtype=np.float32)
         for idx in _length_groups(chunks, batch_tokens):
-            width = max(len(chunks[i]) for i in idx)
-            ids = np.zeros((len(idx), width), dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, i in enumerate(idx):
-                ids[row, : len(chunks[i])] = chunks[i]
-                mask[row, : len(chunks[i])] = 1
+            ids, mask = _padded(chunks, idx)
             (hidden,) = self.session.run(
                 ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             )
@@ -258,6 +248,17 @@ def _ort_session(ort: Any, path: Path, threads: int) -> Any:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types, not exported stably
         raise GuardError(f"the guard's model file is damaged or not ONNX: {path}") from exc
+
+
+def _padded(chunks: list[list[int]], idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The chunks at `idx` as one zero-padded batch: token ids and their attention mask."""
+    width = max(len(chunks[i]) for i in idx)
+    ids = np.zeros((len(idx), width), dtype=np.int64)
+    mask = np.zeros((len(idx), width), dtype=np.int64)
+    for row, i in enumerate(idx):
+        ids[row, : len(chunks[i])] = chunks[i]
+        mask[row, : len(chunks[i])] = 1
+    return ids, mask
 
 
 def _length_groups(chunks: list[list[int]], batch_tokens: int) -> list[list[int]]:
