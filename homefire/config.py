@@ -172,14 +172,25 @@ def save_config(cfg: UserConfig, path: Path | None = None) -> Path:
             continue
         text = json.dumps(value, ensure_ascii=False) if not isinstance(value, bool) else str(value).lower()
         lines.append(f"{key} = {text}")
-    fd, tmp = tempfile.mkstemp(prefix=".config-", dir=path.parent)  # mkstemp creates the file 0600
+    try:
+        write_private(path, "\n".join(lines) + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot save the settings to {path}: {exc.strerror}") from None
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a small file atomically, readable only by the user: a crash leaves the old file or the new one.
+
+    The temporary file is unique (mkstemp, created 0600), so two processes writing the same file at once
+    never rename each other's half-written copy away."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException:
         Path(tmp).unlink(missing_ok=True)
-        raise ConfigError(f"cannot save the settings to {path}: {exc.strerror}") from None
-    return path
+        raise

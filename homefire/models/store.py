@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import config
+from ..config import write_private
 from ..errors import ChecksumMismatch, ModelError
 from . import catalogue
 from .gguf import GGUFInfo, read_gguf
@@ -49,15 +50,6 @@ def sha256_file(path: Path, progress: Progress | None = None) -> str:
             if progress:
                 progress(done, total)
     return digest.hexdigest()
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a small file atomically, readable only by the user."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def embedded_model() -> Model:
