@@ -643,3 +643,17 @@ def test_the_app_leaves_when_its_terminal_is_closed_even_under_a_parent_that_kee
         os.kill(pid, 9)
         subprocess.run(["pkill", "-9", "-P", str(pid)], check=False)
         pytest.fail("the app kept running on a closed terminal")
+
+
+async def test_text_and_enter_arriving_in_one_burst_are_sent_in_order() -> None:
+    """A terminal can deliver a typed line and its Enter in one read (typeahead, tmux send-keys, a fast
+    typist over ssh): Enter must send what was typed before it, not run ahead of it."""
+    from textual import events
+
+    app = HomefireApp(assistant=Assistant(ScriptedEngine(["ok"], delay=0)))  # type: ignore[arg-type]
+    async with app.run_test(size=(80, 24)) as pilot:
+        for ch in "hello there":
+            app.post_message(events.Key("space" if ch == " " else ch, ch))
+        app.post_message(events.Key("enter", "\r"))
+        await answered(pilot, 2, 20)
+        assert app.query(ChatMessage)[0].text == "hello there" and prompt(app).text == ""

@@ -127,11 +127,6 @@ class PromptArea(TextArea):
     """The message box: grows with its text. Enter sends; Shift+Enter or Ctrl+J adds a line; Up/Down on
     the first/last line walk through what was sent before."""
 
-    BINDINGS = [
-        Binding("enter", "submit", "Send", show=False, priority=True),
-        Binding("shift+enter,ctrl+j", "newline", "New line", show=False, priority=True),
-    ]
-
     class Submitted(Message):
         def __init__(self, area: PromptArea, value: str) -> None:
             super().__init__()
@@ -168,6 +163,13 @@ class PromptArea(TextArea):
         self._walk = None
 
     async def _on_key(self, event: events.Key) -> None:
+        # Enter is handled here, in order with the typed characters: as a priority binding it ran as soon as
+        # the app saw it, ahead of the characters still queued for this widget, and sent a half-typed line.
+        if event.key in ("enter", "shift+enter", "ctrl+j"):
+            event.prevent_default()
+            event.stop()
+            self.action_submit() if event.key == "enter" else self.action_newline()
+            return
         row = self.cursor_location[0]
         if event.key == "up" and row == 0 and self.sent:
             if self._walk is None:
