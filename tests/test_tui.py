@@ -26,7 +26,7 @@ from homefire.app.screens import (
     ModelScreen,
     SettingsScreen,
 )
-from homefire.app.widgets import ChatMessage, PromptArea, Sidebar, code_blocks
+from homefire.app.widgets import ChatMessage, PromptArea, Sidebar, StatusLine, code_blocks
 from homefire.assistant import Assistant
 from homefire.config import GenerationSettings
 from homefire.engine import Engine
@@ -652,6 +652,8 @@ async def test_text_and_enter_arriving_in_one_burst_are_sent_in_order() -> None:
 
     app = HomefireApp(assistant=Assistant(ScriptedEngine(["ok"], delay=0)))  # type: ignore[arg-type]
     async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: bool(app.query(StatusLine)) and prompt(app).has_focus)  # the screen is up
+        await pilot.pause(0.2)
         for ch in "hello there":
             app.post_message(events.Key("space" if ch == " " else ch, ch))
         app.post_message(events.Key("enter", "\r"))
