@@ -271,7 +271,9 @@ class HomefireApp(App[None]):
             return False
 
     def _refresh_status(self) -> None:
-        self.query_one(StatusLine).show(self.status, widgets.rss_mb())
+        lines = self.query(StatusLine)  # empty while the app shuts down and a worker still reports
+        if lines:
+            lines.first().show(self.status, widgets.rss_mb())
 
     # ----- loading -----------------------------------------------------------------------------------
 
@@ -420,6 +422,9 @@ class HomefireApp(App[None]):
         await self.ask(text)
 
     async def ask(self, text: str, regenerate: bool = False) -> None:
+        # Busy from the first line: the mounts below yield to the event loop, and an Enter (or a check
+        # that the answer is done) arriving in between must not see an idle app.
+        self.answering = True
         transcript = self.query_one("#transcript", VerticalScroll)
         if regenerate:
             self._asked = [m for m in self.query(ChatMessage) if m.role == "user"][-1]
@@ -431,7 +436,6 @@ class HomefireApp(App[None]):
         transcript.anchor()
         self._stream = Markdown.get_stream(self._reply.markdown)
         self._cancel.clear()
-        self.answering = True
         self._started, self._first_piece, self._pieces = time.perf_counter(), 0.0, 0
         self._status("answering…")
         self.answer(text, regenerate)
