@@ -422,8 +422,8 @@ class HomefireApp(App[None]):
         await self.ask(text)
 
     async def ask(self, text: str, regenerate: bool = False) -> None:
-        # Busy from the first line: the mounts below yield to the event loop, and an Enter (or a check
-        # that the answer is done) arriving in between must not see an idle app.
+        # Busy from the first line: the mounts below yield to the event loop, and anything polling in
+        # between (a worker, a test waiting for the answer) must not see an idle app with an empty reply.
         self.answering = True
         transcript = self.query_one("#transcript", VerticalScroll)
         if regenerate:
