@@ -437,6 +437,21 @@ async def test_settings_change_guard_and_context_reloads_without_restart(engine:
         assistant.engine = engine  # the session's engine goes on serving the other tests
 
 
+async def test_a_switch_marks_the_model_busy_before_its_worker_starts(engine: Engine) -> None:
+    # The worker thread starts only when the event loop next runs: a message handled in between
+    # must already see the model as busy, or it starts an answer on the model being swapped out.
+    assistant = Assistant(engine, settings=SHORT)
+    app = HomefireApp(assistant=assistant)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        app.action_cartridges("off")
+        assert app.switching and "loading cartridges" in status(app)
+        await wait_for(pilot, lambda: not app.switching)
+        await send(pilot, "What is the capital of France?")
+        await answered(pilot, 2)
+        assert "Paris" in app.query(ChatMessage)[1].text
+
+
 async def test_model_manager_pulls_with_progress_verifies_switches_and_removes(
     engine: Engine, default_model_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

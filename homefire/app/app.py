@@ -792,22 +792,27 @@ class HomefireApp(App[None]):
         assert self.assistant is not None
         if names:
             chosen = [] if names.strip() == "off" else names.replace(",", " ").split()
-            self._status("loading cartridges…")
+            self._begin_switch("loading cartridges…")
             self.attach_cartridges(chosen)
             return
 
         def picked(chosen: list[str] | None) -> None:
             if chosen is not None:
-                self._status("loading cartridges…")
+                self._begin_switch("loading cartridges…")
                 self.attach_cartridges(chosen)
 
         attached = [c.name for c in self.assistant.cartridges]
         self.push_screen(CartridgeScreen(self.assistant.engine, attached, self.assistant.guard), picked)
 
+    def _begin_switch(self, status: str) -> None:
+        """Mark the model busy before its worker starts, on the event loop: a message sent in
+        between would otherwise start an answer on the model being swapped out."""
+        self.switching = True
+        self._status(status)
+
     @work(thread=True, exclusive=True, group="model")
     def attach_cartridges(self, names: list[str]) -> None:
         assert self.assistant is not None
-        self.switching = True
         try:
             if names:
                 self.assistant.attach(names)
@@ -844,7 +849,7 @@ class HomefireApp(App[None]):
         if self.answering or self.switching or not self.ready:
             self.notify("Wait for the model to be ready (or stop the answer) to switch models.")
             return
-        self._status(f"loading {name}…")
+        self._begin_switch(f"loading {name}…")
         self.reload_engine(name, self.n_ctx, self.n_threads)
 
     @work(thread=True, exclusive=True, group="model")
@@ -854,7 +859,6 @@ class HomefireApp(App[None]):
         from ..engine import Engine
 
         assert self.assistant is not None
-        self.switching = True
         try:
             engine = Engine(name, n_ctx=n_ctx, n_threads=n_threads)
         except HomefireError as exc:
@@ -898,7 +902,7 @@ class HomefireApp(App[None]):
         else:
             self.guard_level = new.guard
         if assistant is not None and (new.n_ctx != self.n_ctx or new.threads != self.n_threads):
-            self._status("reloading the model…")
+            self._begin_switch("reloading the model…")
             self.reload_engine(self.model_spec, new.n_ctx, new.threads)
             return
         self.notify("Settings saved.")
