@@ -91,7 +91,7 @@ $(GUARD_TRAIN)/.installed: Makefile
 	touch $@
 
 # Rebuild homefire/guard/data/guard.onnx, guard.npz, metrics.json and MODEL_CARD.md's metrics:
-# fine-tunes MiniLM on 2 threads with a fixed seed (about half an hour on the 2 shared cores).
+# fine-tunes MiniLM on 2 threads with a fixed seed (about 20 minutes on the 2 cores, idle).
 guard-model: guard-data $(GUARD_TRAIN)/.installed
 	HF_HUB_OFFLINE=1 PYTHONPATH=. nice -n 10 $(GUARD_TRAIN)/bin/python -m homefire.guard.finetune \
 		--data $(GUARD_DATA) --base-dir $(GUARD_BASE)

@@ -7,6 +7,7 @@ a sentence on a boundary is still seen whole in one of them, plus short sentence
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 from importlib import resources
@@ -20,11 +21,13 @@ from ..errors import GuardError
 WINDOW = 128  # tokens per chunk, [CLS] and [SEP] included (the tokenizer's own max_length)
 OVERLAP = 32  # tokens shared by neighbouring chunks
 UNIT = 40  # tokens per sentence unit of a long text
-PACKED = UNIT + 1  # `alone` value that packs every sentence into units (what the shipped model uses)
+PACKED = UNIT + 1  # `alone` value that packs every sentence into units
+ALONE = 12  # a sentence of at least this many tokens is a unit of its own (what the shipped model uses)
 CLS_ID, SEP_ID = 101, 102
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 DIM = 384
-MAX_CHUNKS = 64  # chunks scored per prompt; past this the middle of a very long text is sampled
+JAILBREAK = 2  # column of P(jailbreak) in the model's output (guard.LABELS: benign, harmful, jailbreak)
+MAX_CHUNKS = 128  # chunks scored per prompt (at least a quarter of them windows); past this the middle is sampled
 
 
 def default_model_path() -> Path:
@@ -66,8 +69,16 @@ def load_tokenizer(path: Path | None = None) -> Any:
     return tokenizer
 
 
-def chunk_ids(tokenizer: Any, text: str, max_chunks: int = MAX_CHUNKS, alone: int = PACKED) -> list[list[int]]:
-    """Token ids of each chunk, [CLS] and [SEP] added.
+def chunk_ids(tokenizer: Any, text: str, max_chunks: int = MAX_CHUNKS, alone: int = ALONE) -> list[list[int]]:
+    """Token ids of each chunk, [CLS] and [SEP] added: the windows, then the sentence units."""
+    windows, units = chunk_parts(tokenizer, text, max_chunks, alone)
+    return windows + units
+
+
+def chunk_parts(
+    tokenizer: Any, text: str, max_chunks: int = MAX_CHUNKS, alone: int = ALONE
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Token ids of each chunk, [CLS] and [SEP] added, as (windows, sentence units).
 
     A text that fits one window is one chunk. A longer one gives overlapping windows (the
     context a role-play jailbreak needs) followed by short sentence units: a mean over 126
@@ -76,22 +87,41 @@ def chunk_ids(tokenizer: Any, text: str, max_chunks: int = MAX_CHUNKS, alone: in
     and units are always kept, where instructions and a final ask sit, and the middle is
     sampled evenly, so a 100k-character paste costs a fraction of a second, not seconds.
     """
-    ids = tokenizer.encode(text, add_special_tokens=False).ids
+    enc = tokenizer.encode(text, add_special_tokens=False)
+    ids = enc.ids
     body = WINDOW - 2
     if len(ids) <= body:
-        return [[CLS_ID, *ids, SEP_ID]]
-    step = body - OVERLAP
-    windows = []
-    for start in range(0, len(ids), step):
-        piece = ids[start : start + body]
-        windows.append([CLS_ID, *piece, SEP_ID])
-        if start + body >= len(ids):
-            break
+        return [[CLS_ID, *ids, SEP_ID]], []
+    starts = _window_starts(text, enc, body, body - OVERLAP)
+    windows = [[CLS_ID, *ids[start : start + body], SEP_ID] for start in starts]
     units = sentence_units(tokenizer, text, alone)
     if len(windows) + len(units) <= max_chunks:
-        return windows + units
-    half = max_chunks // 2
-    return _ends_and_sample(windows, half) + _ends_and_sample(units, max_chunks - half)
+        return windows, units
+    # Units are short (cheap) and carry a buried ask: they get what the windows leave, at least 3/4.
+    windows = _ends_and_sample(windows, max(max_chunks // 4, min(max_chunks // 2, max_chunks - len(units))))
+    return windows, _ends_and_sample(units, max_chunks - len(windows))
+
+
+def _window_starts(text: str, enc: Any, body: int, step: int) -> list[int]:
+    """Token offsets of the windows: every `step` tokens or a little sooner, moved back to the latest
+    sentence start (else word start) in the second half of the step, until one reaches the end.
+    A window that starts mid-word or mid-sentence reads like the cut-off end of a jailbreak
+    template (whose last windows start anywhere): harmless prose was mistaken for one."""
+    sentence_chars = {0} | {m.end() for m in _SENTENCE_END.finditer(text)}
+    offsets = enc.offsets  # a new list on every access
+    sentence = [i for i, (a, _) in enumerate(offsets) if a in sentence_chars]
+    word = [i for i, t in enumerate(enc.tokens) if not t.startswith("##")]
+    starts, n = [0], len(offsets)
+    while starts[-1] + body < n:
+        nominal = starts[-1] + step
+        pick = nominal
+        for marks in (sentence, word):
+            k = bisect.bisect_right(marks, nominal) - 1
+            if k >= 0 and marks[k] > starts[-1] + step // 2:  # not so early that windows crawl
+                pick = marks[k]
+                break
+        starts.append(pick)
+    return starts
 
 
 def _ends_and_sample(chunks: list[list[int]], n: int, ends: int = 4) -> list[list[int]]:
@@ -104,14 +134,13 @@ def _ends_and_sample(chunks: list[list[int]], n: int, ends: int = 4) -> list[lis
     return chunks[:ends] + picks + chunks[-ends:]
 
 
-def sentence_units(tokenizer: Any, text: str, alone: int = PACKED) -> list[list[int]]:
-    """Sentence units of a long text: consecutive sentences packed up to UNIT tokens (longer sentences
+def sentence_units(tokenizer: Any, text: str, alone: int = ALONE) -> list[list[int]]:
+    """Sentence units of a long text: short sentences packed up to UNIT tokens (longer sentences
     are left to the windows); a sentence of at least `alone` tokens is a unit of its own.
 
-    Scoring sentences alone (alone=12) catches a harmful ask buried mid-text better (P(harmful)
-    0.99 instead of 0.60 when packed with two harmless neighbours), but single sentences of
-    harmless prose look like injections out of context: the calibrated jailbreak threshold
-    rose to 0.935 and held-out injection detection fell from 55% to 27%. So units stay packed.
+    A sentence scored alone shows a harmful ask buried mid-text (P(harmful) 0.99 instead of 0.60
+    when packed with two harmless neighbours). Out of context, a line of dialogue or prose looks
+    like an injection, so units count for harm only (Model.score): a jailbreak is read in the windows.
     """
     sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
     units: list[list[int]] = []
@@ -176,6 +205,17 @@ class Model:
 
     def chunks(self, text: str) -> list[list[int]]:
         return chunk_ids(self.tokenizer, text)
+
+    def score(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per-chunk probabilities and embeddings of a (normalised) text: windows first, then the
+        sentence units, whose P(jailbreak) is counted as benign (a unit is a sentence out of context)."""
+        windows, units = chunk_parts(self.tokenizer, text)
+        probs, embs = self.run(windows + units)
+        if units:
+            rows = slice(len(windows), None)
+            probs[rows, 0] += probs[rows, JAILBREAK]
+            probs[rows, JAILBREAK] = 0.0
+        return probs, embs
 
     def run(self, chunks: list[list[int]], batch_tokens: int = 512) -> tuple[np.ndarray, np.ndarray]:
         """Softmax probabilities (n, labels) and unit embeddings (n, DIM) of pre-tokenised chunks."""

