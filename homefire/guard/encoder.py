@@ -21,8 +21,7 @@ from ..errors import GuardError
 WINDOW = 128  # tokens per chunk, [CLS] and [SEP] included (the tokenizer's own max_length)
 OVERLAP = 32  # tokens shared by neighbouring chunks
 UNIT = 40  # tokens per sentence unit of a long text
-PACKED = UNIT + 1  # `alone` value that packs every sentence into units
-ALONE = 12  # a sentence of at least this many tokens is a unit of its own (what the shipped model uses)
+ALONE = 12  # a sentence of at least this many tokens is a unit of its own (UNIT + 1: all packed)
 CLS_ID, SEP_ID = 101, 102
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 DIM = 384
