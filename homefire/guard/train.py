@@ -556,8 +556,8 @@ def blocked(pk: np.ndarray, th: dict[str, float]) -> np.ndarray:
 # Calibration targets on the validation split: false blocks on our hard-benign validation
 # prompts and on ordinary prompts, per strictness level.
 TARGETS = {"relaxed": (0.02, 0.002), "normal": (0.05, 0.005), "strict": (0.10, 0.01)}
-# Jailbreak is the label for "unlike anything seen": below an even chance of it, unfamiliar
-# harmless text (logs, repetition, other scripts) is blocked however well validation looks.
+# Jailbreak is the label for "unlike anything seen": with a low threshold, unfamiliar harmless
+# text (keyboard mashing scored 0.79, logs, other scripts) is blocked however well validation looks.
 MIN_JAILBREAK = 0.8
 
 
