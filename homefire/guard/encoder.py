@@ -21,12 +21,14 @@ from ..errors import GuardError
 WINDOW = 128  # tokens per chunk, [CLS] and [SEP] included (the tokenizer's own max_length)
 OVERLAP = 32  # tokens shared by neighbouring chunks
 UNIT = 40  # tokens per sentence unit of a long text
-ALONE = 12  # a sentence of at least this many tokens is a unit of its own (UNIT + 1: all packed)
+ALONE = 12  # a sentence of at least this many tokens is a unit of its own (the guard's model)
+PACKED = UNIT + 1  # `alone` value that packs every sentence into units (memory search's vectors)
 CLS_ID, SEP_ID = 101, 102
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 DIM = 384
 JAILBREAK = 2  # column of P(jailbreak) in the model's output (guard.LABELS: benign, harmful, jailbreak)
 MAX_CHUNKS = 128  # chunks scored per prompt (at least a quarter of them windows); past this the middle is sampled
+MEMORY_MAX_CHUNKS = 64  # vectors stored per memory message
 
 
 def default_model_path() -> Path:
@@ -251,7 +253,9 @@ class Encoder:
         self.model_path = path
 
     def chunks(self, text: str) -> list[list[int]]:
-        return chunk_ids(self.tokenizer, text)
+        # Packed units and a lower cap: every chunk becomes a stored vector, and memory search
+        # needs no sentence alone (the guard scores sentences alone to find a buried harmful ask).
+        return chunk_ids(self.tokenizer, text, max_chunks=MEMORY_MAX_CHUNKS, alone=PACKED)
 
     def embed_ids(self, chunks: list[list[int]], batch_tokens: int = 512) -> np.ndarray:
         """Embeddings of pre-tokenised chunks, shape (len(chunks), DIM)."""
