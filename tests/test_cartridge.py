@@ -132,6 +132,20 @@ def test_composition_is_exact_and_cached(one_thread: Engine, docs: dict[str, Pat
     assert time.perf_counter() - started < 5
     assert one_thread.generate([system, user(question)], GREEDY) == cold
     assert one_thread.last_stats is not None and one_thread.last_stats.prompt_tokens_evaluated < 40
+    # A flipped byte in the cached composite (in the KV data: its token list still matches) is never used: the
+    # state is checked like any cartridge's, and made again.
+    state = composites[0] / "state.bin"
+    recorded = json.loads((composites[0] / "manifest.json").read_text())["state"]["sha256"]
+    with state.open("r+b") as f:
+        f.seek(state.stat().st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    damaged = C.sha256_file(state)
+    one_thread.reset()
+    C.activate(one_thread, [first, second])
+    assert C.sha256_file(state) == recorded != damaged, "the damaged composite state was used"
+    assert one_thread.generate([system, user(question)], GREEDY) == cold
 
 
 def test_q8_0_halves_the_bytes_per_token(small: C.Cartridge, docs: dict[str, Path], at_shared_home: Path) -> None:
@@ -202,6 +216,19 @@ def test_refusals_say_why_and_offer_rebuild(small: C.Cartridge, engine: Engine, 
         C.activate(engine, [altered])
 
 
+def test_too_many_cartridges_for_the_context_are_refused(
+    small: C.Cartridge, one_thread: Engine, at_shared_home: Path
+) -> None:
+    twin = _copy(small, "twin")  # each fits; together (about 2 x 1,250 tokens) they do not fit 2,048 - 512
+    with pytest.raises(CartridgeError, match=r"cartridges definitions, twin together are [\d,]+ tokens, more than"):
+        C.activate(one_thread, [small, twin])
+    assistant = Assistant(one_thread, settings=GREEDY)
+    assistant.attach(["definitions", "twin"])
+    with pytest.raises(CartridgeError, match=r"ask with fewer, or a larger --ctx"):
+        "".join(assistant.turn("What is a Contributor?"))
+    C.remove("twin")
+
+
 def test_changed_source_makes_it_stale_and_rebuild_fixes_it(engine: Engine, tmp_path: Path) -> None:
     notes = tmp_path / "notes.md"
     notes.write_text("# Notes\n\nThe spare key is under the blue flowerpot.\n")
@@ -222,7 +249,10 @@ def test_bad_sources_and_names(engine: Engine, tmp_path: Path) -> None:
     empty.write_text("  \n")
     binary = tmp_path / "photo.txt"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    latin = tmp_path / "caf\u00e9.notes"  # named directly (a folder would skip the suffix)
+    latin.write_bytes("Le caf\u00e9 ouvre \u00e0 8 heures.\n".encode("latin-1"))
     cases = [
+        ("ok", [latin], r"caf\u00e9.notes is not UTF-8 text: convert it first \(e.g. iconv -t UTF-8\)"),
         ("ok", [empty], "empty"),
         ("ok", [binary], "not a text file"),
         ("ok", [tmp_path / "missing.md"], "no such file"),
@@ -253,25 +283,51 @@ def test_chunked_documents_answer_from_the_relevant_chunk(engine: Engine) -> Non
     assert not list(C.cartridges_dir().glob("mpl*"))
 
 
-def test_full_disk_leaves_nothing_behind(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    disk = tmp_path / "small-disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode:
-        pytest.skip("needs root to mount a small tmpfs")
-    try:
-        monkeypatch.setenv("HOMEFIRE_HOME", str(disk / "home"))
-        doc = tmp_path / "doc.txt"
-        doc.write_text(MPL.read_text()[:3000])
-        with pytest.raises(CartridgeError, match="not enough disk space"):
-            C.build("big", [doc], engine)
-        assert not list(C.cartridges_dir().glob("*big*"))
-        # The disk fills up during the write itself (the free-space check saw room): still nothing kept.
-        monkeypatch.setattr(C.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**12, 0, 10**12))
-        with pytest.raises(CartridgeError, match="disk full"):
-            C.build("big", [doc], engine)
-        assert not list(C.cartridges_dir().glob("*big*"))
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
+FULL_DISK = r"""
+import json, shutil, sys
+from pathlib import Path
+from homefire.engine import Engine
+from homefire.engine import cartridge as C
+from homefire.errors import CartridgeError
+doc = Path(sys.argv[1])
+engine = Engine(n_ctx=2048, n_threads=1)
+said = []
+try:
+    C.build("big", [doc], engine)
+except CartridgeError as exc:
+    said.append(str(exc))
+left = [p.name for p in C.cartridges_dir().glob("*big*")]
+# The disk fills up during the write itself (the free-space check saw room): still nothing kept.
+C.shutil.disk_usage = lambda p: shutil._ntuple_diskusage(10**12, 0, 10**12)
+try:
+    C.build("big", [doc], engine)
+except CartridgeError as exc:
+    said.append(str(exc))
+left += [p.name for p in C.cartridges_dir().glob("*big*")]
+print(json.dumps({"said": said, "left": left}))
+"""
+
+
+def test_full_disk_leaves_nothing_behind(homefire_home: Path, tmp_path: Path) -> None:
+    # A 4 MB tmpfs as the data dir, mounted in a private mount namespace: it is gone with the process, and never
+    # shows (or stays behind) in the host's mounts.
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        pytest.skip("needs unshare -m (root) to mount a small tmpfs privately")
+    homefire_home.mkdir(parents=True, exist_ok=True)
+    doc = tmp_path / "doc.txt"
+    doc.write_text(MPL.read_text()[:3000])
+    script = (
+        f"mount -t tmpfs -o size=4m,mode=0700 tmpfs {homefire_home} && exec {sys.executable} -c '{FULL_DISK}' {doc}"
+    )
+    run = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], env=cli_env(homefire_home), capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert len(report["said"]) == 2 and report["left"] == [], report
+    assert "not enough disk space to save cartridge 'big'" in report["said"][0]
+    assert "could not save cartridge 'big' (is the disk full?)" in report["said"][1]
+    assert not list(homefire_home.iterdir())  # the host's view of the folder was never written
 
 
 def test_two_builds_of_one_name_at_once(homefire_home: Path) -> None:
@@ -323,12 +379,49 @@ def test_cli_build_ask_info_rm(homefire_home: Path, docs: dict[str, Path]) -> No
     assert data["prompt_tokens_evaluated"] < 40
     both = run("ask", "-c", "defs", "-c", "note", "--max-tokens", "8", "What is a Contributor?")
     assert both.returncode == 0, both.stderr
-    assert run("cartridge", "rebuild", "note").returncode == 1  # stdin cannot be read again
+    again = run("cartridge", "rebuild", "note")  # stdin cannot be read again: said, not a traceback
+    assert again.returncode == 1 and again.stderr == (
+        "homefire: cartridge 'note' was built from stdin, which cannot be read again: "
+        "build it anew with `homefire cartridge build note -`\n"
+    )
     bad = run("ask", "--cartridge", "nope", "hi")
     assert bad.returncode == 1 and "no cartridge named 'nope'" in bad.stderr and "Traceback" not in bad.stderr
     assert run("cartridge", "rm", "defs").returncode == 0
     assert "defs" not in run("cartridge", "list").stdout
-    assert sys.executable  # the CLI ran under this interpreter
+
+
+def test_cli_build_chunked_and_q8_0_and_rebuild(homefire_home: Path, tmp_path: Path) -> None:
+    env = cli_env(homefire_home)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(homefire_cmd(*args), env=env, capture_output=True, text=True, timeout=300)
+
+    # --chunk: about 600 tokens of sources do not fit a 1,024-token context with room to answer: chunks do.
+    long = tmp_path / "long.md"
+    long.write_text(MPL.read_text()[:2500])
+    refused = run("cartridge", "build", "--ctx", "1024", "--threads", "1", "long", str(long))
+    assert refused.returncode == 1 and "build with --chunk" in refused.stderr
+    chunked = run("cartridge", "build", "--chunk", "--ctx", "1024", "--threads", "1", "long", str(long))
+    assert chunked.returncode == 0, chunked.stderr
+    parts = C.load("long").chunks
+    assert len(parts) >= 2 and f"in {len(parts)} chunks" in chunked.stdout
+    assert all(C.load(p).tokens <= 1024 - C.ANSWER_ROOM for p in parts)
+    assert f"({len(parts)} chunks)" in run("cartridge", "list").stdout
+    # --kv q8_0: the manifest, the listing and info say so; flash attention comes with it.
+    note = tmp_path / "note.md"
+    note.write_text("The spare key is under the blue flowerpot.\n")
+    built = run("cartridge", "build", "--kv", "q8_0", "--threads", "1", "note", str(note))
+    assert built.returncode == 0, built.stderr
+    assert C.load("note").manifest["type_k"] == C.load("note").manifest["type_v"] == "q8_0"
+    assert "q8_0, flash attention on" in run("cartridge", "info", "note").stdout
+    # A changed source makes it stale; rebuild reads it again with what it was built with (q8_0).
+    note.write_text("The spare key is with the neighbour now.\n")
+    assert "stale: note.md changed" in run("cartridge", "list").stdout
+    rebuilt = run("cartridge", "rebuild", "--threads", "1", "note")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    cart = C.load("note")
+    assert C.status(cart) == "ok" and cart.kv_type == "q8_0" and "neighbour" in cart.documents
+    assert "cartridge note" in rebuilt.stdout
 
 
 def test_guard_flags_instructions_planted_in_a_source(engine: Engine, tmp_path: Path) -> None:

@@ -700,11 +700,14 @@ def activate(engine: Engine, carts: Sequence[Cartridge], progress: Progress | No
     composite = cartridges_dir() / ".composite" / key[:32]
     state = composite / "state.bin"
     if state.exists():
+        # Checked like any cartridge's state: a flipped byte in the cache must not reach the model. The token
+        # list alone would not show it (the damage can sit in the KV data), only the sha256 does.
         try:
-            if engine.load_state(state) == target:
+            if _composite_intact(composite) and engine.load_state(state) == target:
                 return system
         except ModelError:
             pass
+        engine.reset()
         shutil.rmtree(composite, ignore_errors=True)  # damaged or outdated: make it again
     engine.load_state(carts[0].state_file)
     engine.prefill(target, progress=progress)
@@ -720,3 +723,13 @@ def activate(engine: Engine, carts: Sequence[Cartridge], progress: Progress | No
     except (CartridgeError, OSError):
         shutil.rmtree(building, ignore_errors=True)  # the cache is an optimisation: answering goes on
     return system
+
+
+def _composite_intact(folder: Path) -> bool:
+    """A cached composite state is used only when its file is the one its manifest describes, byte for byte."""
+    try:
+        info = json.loads((folder / "manifest.json").read_text())["state"]
+        state = folder / "state.bin"
+        return bool(state.stat().st_size == info["bytes"] and sha256_file(state) == info["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
