@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -100,3 +103,76 @@ def test_cli_pull_list_verify_rm(hub: FakeHub, homefire_home: Path) -> None:
     assert not path.exists()
     gone = run("models", "info", "smollm2-test-q4_1")
     assert gone.returncode == 1 and "unknown model" in gone.stderr
+
+
+def test_a_hub_that_publishes_no_sha256_is_refused(hub: FakeHub, homefire_home: Path) -> None:
+    hub.files[(REPO, FILE)].publish_sha256 = False  # as the hub does for a file kept in git, not LFS
+    with pytest.raises(DownloadError, match="gives no sha256.*cannot be verified: not installed"):
+        pull(REPO, FILE, endpoint=hub.endpoint)
+    assert not (homefire_home / "models" / "smollm2-test-q4_1.gguf").exists()
+    assert [r for r in hub.files[(REPO, FILE)].requests if r != "HEAD"] == []  # refused before downloading
+
+
+def test_a_server_error_is_one_clear_line(hub: FakeHub, homefire_home: Path) -> None:
+    hub.files[(REPO, FILE)].error = 503
+    with pytest.raises(DownloadError) as err:
+        pull(REPO, FILE, endpoint=hub.endpoint)
+    assert str(err.value) == f"download of {REPO}/{FILE} failed (HTTP 503): try again later"
+    assert not (homefire_home / "models" / "smollm2-test-q4_1.gguf").exists()
+
+
+def test_a_revision_is_fetched_and_recorded(hub: FakeHub, default_model_path: Path, homefire_home: Path) -> None:
+    tagged = "fedcba9876543210fedcba9876543210fedcba98"
+    served = hub.files[(REPO, FILE)]
+    served.revisions["v1.0"] = tagged
+    model = pull(REPO, FILE, revision="v1.0", endpoint=hub.endpoint)
+    assert model.revision == tagged and "v1.0" in served.asked and "main" not in served.asked
+    manifest = json.loads((homefire_home / "models" / "smollm2-test-q4_1.json").read_text())
+    assert manifest["revision"] == tagged
+    with pytest.raises(DownloadError, match=r"@no-such-tag was not found on the hub.*revision"):
+        pull(REPO, FILE, revision="no-such-tag", endpoint=hub.endpoint)
+    # From the command line too.
+    env = cli_env(homefire_home) | {"HF_ENDPOINT": hub.endpoint}
+    out = subprocess.run(
+        homefire_cmd("models", "pull", REPO, FILE, "--revision", "nope"), env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 1 and out.stderr.splitlines()[-1].startswith("homefire: ") and "@nope" in out.stderr
+    assert served.asked[-1] == "nope"
+
+
+def test_a_catalogue_name_pulls_its_repo_and_file(default_model_path: Path, homefire_home: Path) -> None:
+    from homefire.models.catalogue import find
+
+    entry = find("qwen2.5-0.5b")
+    assert entry is not None
+    with FakeHub() as hub:
+        served = hub.add(entry.repo, entry.filename, default_model_path)  # a stand-in file under the real names
+        env = cli_env(homefire_home) | {"HF_ENDPOINT": hub.endpoint}
+        out = subprocess.run(homefire_cmd("models", "pull", "qwen2.5-0.5b"), env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert served.requests and "qwen2.5-0.5b: installed and verified" in out.stdout
+    model = store.resolve("qwen2.5-0.5b")
+    assert model.repo == entry.repo and model.filename == entry.filename and model.source == "pulled"
+    unknown = subprocess.run(homefire_cmd("models", "pull", "qwen9-7b"), env=env, capture_output=True, text=True)
+    assert unknown.returncode == 1 and "not in the catalogue" in unknown.stderr
+    assert unknown.stderr.count("\n") == 1  # refused before saying it would use the network
+
+
+needs_mount = pytest.mark.skipif(
+    not shutil.which("unshare") or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0,
+    reason="needs unshare -m (root) for a private mount",
+)
+
+
+@needs_mount
+def test_not_enough_disk_is_said_before_downloading(hub: FakeHub, homefire_home: Path) -> None:
+    # A real 4 MB filesystem as the data dir, in a private mount namespace: the 98 MB model cannot fit.
+    homefire_home.mkdir(parents=True, exist_ok=True)
+    pull_cmd = shlex.join(homefire_cmd("models", "pull", REPO, FILE))
+    script = f"mount -t tmpfs -o size=4m,mode=0700 tmpfs {homefire_home} && exec {pull_cmd}"
+    env = cli_env(homefire_home) | {"HF_ENDPOINT": hub.endpoint}
+    out = subprocess.run(["unshare", "-m", "sh", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    said = [line for line in out.stderr.splitlines() if line.startswith("homefire:")]
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert re.fullmatch(r"homefire: .* needs 0\.10 GB but only 0\.00 GB is free in .*/models", said[-1]), said
+    assert [r for r in hub.files[(REPO, FILE)].requests if r != "HEAD"] == []  # nothing was downloaded
