@@ -156,37 +156,96 @@ def test_encrypt_rekey_decrypt_round_trip(
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
 
 
-def test_encrypt_refuses_while_another_homefire_has_it_open(
-    homefire_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    homefire_home.mkdir(parents=True)
-    db = homefire_home / "memory.db"
-    fill(Memory())
-    # Another homefire, idle but with the database open (a separate process: SQLite's locks are per process).
+def another_homefire(home: Path, passphrase: str | None = None) -> subprocess.Popen[str]:
+    """Another homefire, idle but with the database open (a separate process: SQLite's locks are per process)."""
+    env = dict(os.environ, HOMEFIRE_HOME=str(home))
+    env.pop("HOMEFIRE_PASSPHRASE", None)
+    if passphrase:
+        env["HOMEFIRE_PASSPHRASE"] = passphrase
     other = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys; from homefire.memory import Memory; m = Memory(); "
+            "import sys; from homefire.memory import Memory; m = Memory.open(); "
             "m.store.conversations(); print('ready', flush=True); sys.stdin.read()",
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, HOMEFIRE_HOME=str(homefire_home)),
+        env=env,
     )
-    try:
-        assert other.stdout is not None and other.stdout.readline().strip() == "ready"
-        before = db.read_bytes()
-        monkeypatch.setenv("HOMEFIRE_PASSPHRASE", "pw")
-        assert main(["memory", "encrypt"]) == 1
-        err = capsys.readouterr().err
-        assert "in use" in err and err.count("\n") == 1
-        assert db.read_bytes() == before and not crypto.looks_encrypted(db)
-        assert [p.name for p in homefire_home.iterdir() if p.name.startswith(".memory")] == []
-    finally:
-        other.communicate("", timeout=30)
-    assert main(["memory", "encrypt"]) == 0  # once it has gone
+    assert other.stdout is not None and other.stdout.readline().strip() == "ready"
+    return other
+
+
+def test_encrypt_decrypt_and_rekey_refuse_while_another_homefire_has_it_open(
+    homefire_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    homefire_home.mkdir(parents=True)
+    db = homefire_home / "memory.db"
+    fill(Memory())
+    monkeypatch.setenv("HOMEFIRE_PASSPHRASE", "pw")
+    monkeypatch.setenv("HOMEFIRE_NEW_PASSPHRASE", "new pw")
+    for action, passphrase in (("encrypt", None), ("decrypt", "pw"), ("rekey", "pw")):
+        if action == "decrypt":
+            assert main(["memory", "encrypt"]) == 0  # now that the other one has gone
+            capsys.readouterr()
+        other = another_homefire(homefire_home, passphrase)
+        try:
+            before = db.read_bytes()
+            assert main(["memory", action]) == 1, action
+            err = capsys.readouterr().err
+            assert (
+                err == "homefire: the memory database is in use (another homefire is running): close it and try again\n"
+            )
+            assert db.read_bytes() == before and crypto.looks_encrypted(db) == (action != "encrypt")
+            assert [p.name for p in homefire_home.iterdir() if p.name.startswith(".memory")] == []
+        finally:
+            other.communicate("", timeout=30)
+    assert main(["memory", "rekey"]) == 0  # once it has gone
+    assert len(Memory.open(passphrase="new pw").store.facts()) == 1
+
+
+def test_a_mistyped_passphrase_or_the_same_one_changes_nothing(
+    homefire_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    homefire_home.mkdir(parents=True)
+    db = homefire_home / "memory.db"
+    fill(Memory())
+    before = digest(db)
+    answers = iter(["one passphrase", "another passphrase"])
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
+    assert main(["memory", "encrypt"]) == 1
+    assert capsys.readouterr().err == "homefire: the two passphrases differ: nothing was changed\n"
+    assert digest(db) == before and not crypto.looks_encrypted(db)
+    monkeypatch.setenv("HOMEFIRE_PASSPHRASE", "same")
+    assert main(["memory", "encrypt"]) == 0
+    capsys.readouterr()
+    encrypted = digest(db)
+    monkeypatch.setenv("HOMEFIRE_NEW_PASSPHRASE", "same")
+    assert main(["memory", "rekey"]) == 1
+    assert capsys.readouterr().err == "homefire: the new passphrase is the same as the old one: nothing to do\n"
+    assert digest(db) == encrypted
+
+
+def test_the_old_file_is_overwritten_with_zeros(
+    homefire_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    homefire_home.mkdir(parents=True)
+    db = homefire_home / "memory.db"
+    fill(Memory())
+    Memory().close()  # the last connection folds the WAL into the file
+    elsewhere = homefire_home.parent / "old-inode"
+    os.link(db, elsewhere)  # a second name for the plaintext file: it shows what becomes of its blocks
+    size = elsewhere.stat().st_size
+    assert SECRET.encode() in elsewhere.read_bytes()
+    monkeypatch.setenv("HOMEFIRE_PASSPHRASE", "pw")
+    assert main(["memory", "encrypt"]) == 0
+    capsys.readouterr()
+    assert db.stat().st_ino != elsewhere.stat().st_ino and crypto.looks_encrypted(db)
+    old = elsewhere.read_bytes()
+    assert len(old) == size and old == b"\0" * size
 
 
 def content(db: Path, passphrase: str | None) -> list[object]:
@@ -204,13 +263,22 @@ def test_rewrite_failure_leaves_the_original(homefire_home: Path, monkeypatch: p
     fill(Memory.open(passphrase="pw"))
     before = content(db, "pw")
 
-    def broken(*args: object, **kwargs: object) -> None:
-        raise MemoryStoreError("the rewritten database lost rows of messages (0 of 1); the original is unchanged")
+    checked = crypto._verify
+
+    def loses_a_row(lib, tmp: Path, passphrase: str | None, counts: dict[str, int], timeout: float) -> None:  # type: ignore[no-untyped-def]
+        # The copy really is short of a message when the real check runs (as a failed export would leave it).
+        conn = lib.connect(str(tmp))
+        conn.execute(f"pragma key = '{passphrase}'")
+        conn.execute("delete from messages where id = (select max(id) from messages)")
+        conn.commit()
+        conn.close()
+        checked(lib, tmp, passphrase, counts, timeout)
 
     with monkeypatch.context() as patch:
-        patch.setattr(crypto, "_verify", broken)
-        with pytest.raises(MemoryStoreError, match="original is unchanged"):
+        patch.setattr(crypto, "_verify", loses_a_row)
+        with pytest.raises(MemoryStoreError) as lost:
             crypto.rewrite(db, "pw", "new")
+    assert str(lost.value) == "the rewritten database lost rows of messages (1 of 2); the original is unchanged"
     # Same content under the same passphrase (its WAL was folded into the file, so not the same bytes).
     assert content(db, "pw") == before
     assert [p.name for p in homefire_home.iterdir() if p.name.startswith(".memory")] == []

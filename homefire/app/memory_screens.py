@@ -113,8 +113,10 @@ class MemoryScreen(ModalScreen[None]):
             return
         try:
             if self.editing is not None:
-                self.memory.store.update_fact(self.editing, text=text)
-                self.notify(f"Fact {self.editing} saved.")
+                flag = self.memory.edit_fact(self.editing, text)
+                self.notify(
+                    f"Fact {self.editing} saved" + (" (flagged by the guard: never recalled)." if flag else ".")
+                )
             else:
                 from ..memory.facts import explicit
 

@@ -218,7 +218,7 @@ def cmd_memory(args: argparse.Namespace) -> int:
             flag = f"  [flagged by the guard: {f['guard_flag']}; never recalled]" if f.get("guard_flag") else ""
             print(f"{f['id']:>4}  {'yes' if f['pinned'] else '':<3}  {used:<16}  {f['text']}{flag}")
         return 0
-    if action in ("add", "import"):
+    if action in ("add", "import", "edit"):
         from ..assistant import load_guard
 
         memory.use_guard(load_guard())  # facts written here are checked like /remember ($HOMEFIRE_GUARD=off: not)
@@ -232,11 +232,9 @@ def cmd_memory(args: argparse.Namespace) -> int:
         return 0
     if action == "edit":
         text = " ".join(args.text).strip()
-        if not text:
-            raise MemoryStoreError("the new text is empty: use `homefire memory forget ID` to remove a fact")
-        store.update_fact(args.id, text=text)
-        memory.index()
-        print(f"fact {args.id}: {text}")
+        flag = memory.edit_fact(args.id, text)
+        note = f" (flagged by the guard as {flag}: kept, never recalled)" if flag else ""
+        print(f"fact {args.id}: {text}{note}")
         return 0
     if action in ("pin", "unpin"):
         store.update_fact(args.id, pinned=action == "pin")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al.): dampens the weight of the very top ranks
 MIN_SIMILARITY = 0.25  # cosine below this is noise for MiniLM: unrelated sentences sit around 0-0.15
 DUPLICATE_SIMILARITY = 0.9  # a new fact this close to an old one updates it rather than adding a second
+MAX_FACT_TEXT = 2000  # characters: a fact is a sentence or two; anything longer is a message, not a fact
 # A fact goes into the prompt when its similarity to the question stands out by this margin above what it
 # scores against questions in general (RECALL_QUESTIONS) and above what the question scores against facts in
 # general (GENERIC_FACTS): a "hub" fact close to everything, or a question about "my ..." close to every
@@ -324,13 +325,9 @@ class Memory:
         text = text.strip()
         if not text:
             raise MemoryStoreError("there is nothing to remember: say what, e.g. /remember my server is at home.lan")
-        if len(text) > 2000:
-            raise MemoryStoreError("that is too long to keep as a fact (at most 2,000 characters)")
-        if guard_flag is None and self.guard is not None:
-            # Only instructions are a risk here (recalled facts join the system prompt): a fact about
-            # the user's own family reads as "private information" to the guard and must stay usable.
-            verdict = self.guard.check(text)
-            guard_flag = "jailbreak" if not verdict.allowed and verdict.label == "jailbreak" else None
+        _check_fact_length(text)
+        if guard_flag is None:
+            guard_flag = self._flag(text)
         if guard_flag:
             fact_id = self.store.add_fact(text, source_message_id, pinned, guard_flag)
             return Fact(fact_id, text, pinned), "flagged"
@@ -358,6 +355,28 @@ class Memory:
         fact_id = self.store.add_fact(text, source_message_id, pinned)
         self.store.set_vectors(vectors, fact_id=fact_id)
         return Fact(fact_id, text, pinned), "added"
+
+    def edit_fact(self, fact_id: int, text: str) -> str:
+        """Give fact `fact_id` new words, checked as a new fact is (empty, too long, flagged by the guard):
+        an edit must not be a way around the checks. Returns the guard's flag ('' when not flagged)."""
+        text = text.strip()
+        if not text:
+            raise MemoryStoreError("the new text is empty: use `homefire memory forget ID` to remove a fact")
+        _check_fact_length(text)
+        flag = self._flag(text)
+        self.store.update_fact(fact_id, text=text)
+        self.store.set_fact_flag(fact_id, flag)
+        self.index()
+        return flag or ""
+
+    def _flag(self, text: str) -> str | None:
+        """'jailbreak' when the guard reads a fact as an instruction, else None (or with no guard)."""
+        if self.guard is None:
+            return None
+        # Only instructions are a risk here (recalled facts join the system prompt): a fact about
+        # the user's own family reads as "private information" to the guard and must stay usable.
+        verdict = self.guard.check(text)
+        return "jailbreak" if not verdict.allowed and verdict.label == "jailbreak" else None
 
     def learn(self, user_text: str, source_message_id: int | None = None) -> list[tuple[Fact, str]]:
         """Keep the facts a user message states about the user (rules: precise rather than eager)."""
@@ -478,6 +497,8 @@ class Memory:
             raw = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise MemoryStoreError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        except ValueError:  # a NUL in the name: no file can have it
+            raise MemoryStoreError(f"cannot read {path}: no file has that name") from None
         items: list[tuple[str, bool]] = []
         if raw.lstrip().startswith(("{", "[")):
             try:
@@ -551,3 +572,10 @@ def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     t = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, (time.perf_counter() - t) * 1000
+
+
+def _check_fact_length(text: str) -> None:
+    if len(text) > MAX_FACT_TEXT:
+        raise MemoryStoreError(
+            f"that is too long to keep as a fact ({len(text):,} characters; at most {MAX_FACT_TEXT:,})"
+        )

@@ -7,6 +7,7 @@ exactly as it is, never wiped or "repaired".
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -41,15 +42,24 @@ def _migration_lock(db: Path) -> Iterator[None]:
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise MemoryStoreError(
-            f"cannot write in {db.parent} ({exc.strerror}): the memory database needs a writable data dir "
-            "(or use --incognito)"
-        ) from None
+        raise MemoryStoreError(_unwritable(db.parent, exc)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if the process dies
         yield
     finally:
         os.close(fd)
+
+
+def _unwritable(folder: Path, exc: OSError) -> str:
+    return (
+        f"cannot write in {folder} ({exc.strerror}): the memory database needs a writable data dir (or use --incognito)"
+    )
+
+
+def _row_id(n: int) -> bool:
+    """Could `n` be a row's id? SQLite's are 64-bit: a larger number typed on the command line is no row
+    (and would not even bind as a parameter)."""
+    return 0 < n < 2**63
 
 
 def now() -> str:
@@ -150,6 +160,8 @@ class Store:
                 f"what is readable into a new file (or move {self.path} aside to start afresh)"
             ) from None
         except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise MemoryStoreError(_unwritable(self.path.parent, exc)) from None
             raise MemoryStoreError(f"the memory database cannot be opened: {exc.strerror} ({self.path})") from None
 
     def _scrub(self) -> None:
@@ -190,11 +202,13 @@ class Store:
         return int(cur.lastrowid or 0)
 
     def conversation(self, conversation_id: int) -> dict[str, Any]:
-        rows = self._fetch(
-            "select c.*, (select count(*) from messages m where m.conversation_id = c.id) as messages "
-            "from conversations c where c.id = ?",
-            [conversation_id],
-        )
+        rows = []
+        if _row_id(conversation_id):
+            rows = self._fetch(
+                "select c.*, (select count(*) from messages m where m.conversation_id = c.id) as messages "
+                "from conversations c where c.id = ?",
+                [conversation_id],
+            )
         if not rows:
             raise MemoryStoreError(f"there is no conversation {conversation_id}: see `homefire history list`")
         return rows[0]
@@ -347,7 +361,7 @@ class Store:
         return int(cur.lastrowid or 0)
 
     def fact(self, fact_id: int) -> dict[str, Any]:
-        rows = self._fetch("select * from facts where id = ?", [fact_id])
+        rows = self._fetch("select * from facts where id = ?", [fact_id]) if _row_id(fact_id) else []
         if not rows:
             raise MemoryStoreError(f"there is no fact {fact_id}: see `homefire memory list`")
         return rows[0]
@@ -363,6 +377,12 @@ class Store:
                 conn.execute("delete from embeddings where fact_id = ?", [fact_id])  # stale: re-embedded on use
             if pinned is not None:
                 conn.execute("update facts set pinned = ? where id = ?", [int(pinned), fact_id])
+
+    def set_fact_flag(self, fact_id: int, guard_flag: str | None) -> None:
+        """Mark a fact flagged by the guard (kept and listed, never recalled), or clear the mark."""
+        self.fact(fact_id)
+        with self.transaction() as conn:
+            conn.execute("update facts set guard_flag = ? where id = ?", [guard_flag, fact_id])
 
     def touch_facts(self, fact_ids: list[int]) -> None:
         if not fact_ids:
