@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__, config
-from .errors import HomefireError, PromptError
+from .errors import HomefireError, PromptError, one_line
 
 
 def _progress_bar(label: str, unit: str = "MB") -> Callable[[int, int], None]:
@@ -361,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except HomefireError as exc:
-        print(f"homefire: {exc}", file=sys.stderr)
+        print(f"homefire: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("homefire: stopped", file=sys.stderr)

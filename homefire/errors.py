@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
+
+
+def one_line(text: str) -> str:
+    """`text` with its control characters and line separators escaped (a name the user typed may hold a
+    carriage return or a newline): an error message stays one line on any terminal."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
+
 
 class HomefireError(Exception):
     """Base of every error homefire shows to a person. str(err) is the one-line message."""

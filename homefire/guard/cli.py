@@ -79,6 +79,8 @@ def read_jsonl(path: Path) -> list[tuple[str, bool]]:
         raise GuardError(f"no such file: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise GuardError(f"cannot read {path}: {exc.__class__.__name__}") from None
+    except ValueError:  # a NUL in the name: no file can have it
+        raise GuardError(f"no such file: {str(path)!r}") from None
     rows = []
     for n, line in enumerate(lines, 1):
         if not line.strip():

@@ -102,8 +102,12 @@ def resolve(spec: str | None = None) -> Model:
         if model.name == spec.lower():
             return model
     path = Path(spec).expanduser()
-    if path.suffix.lower() == ".gguf" or os.sep in spec or path.exists():
-        if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError:  # a name longer than the filesystem allows is no file
+        exists = False
+    if path.suffix.lower() == ".gguf" or os.sep in spec or exists:
+        if not exists:
             raise ModelError(f"no model file at {path}: check the path")
         return Model(path.stem, path.resolve(), "local")
     if catalogue.find(spec):
