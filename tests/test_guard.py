@@ -553,8 +553,14 @@ def test_strictness_orders_thresholds_and_blocks(guard: Guard) -> None:
     prompts = HARMFUL + HARD_BENIGN
     counts = [sum(not g.check(p).allowed for p in prompts) for g in (relaxed, guard, strict)]
     assert counts[0] <= counts[1] <= counts[2], counts
-    # An explicit threshold override and offset are honoured.
-    assert Guard(thresholds={"harmful": 0.999}, offset=0.5).thresholds["harmful"] == 0.999
+    # An explicit threshold override and an offset are honoured: in the verdicts, not only in the numbers kept.
+    caught = [p for p in HARMFUL if not guard.check(p).allowed and guard.check(p).score < 0.99]
+    assert caught, "no harmful prompt blocked below a 0.99 score to try the overrides on"
+    assert Guard(thresholds={"harmful": 0.999, "jailbreak": 0.999}).check(caught[0]).allowed
+    assert Guard(offset=1.0).check(caught[0]).allowed  # every threshold raised to the 0.999 ceiling
+    passed = [p for p in HARD_BENIGN if guard.check(p).allowed]
+    assert passed and not all(Guard(offset=-1.0).check(p).allowed for p in passed)  # lowered to the 0.01 floor
+    assert Guard(thresholds={"harmful": 0.999}, offset=0.5).thresholds["harmful"] == 0.999  # clipped
     with pytest.raises(GuardError, match="unknown guard strictness"):
         Guard("paranoid")
 
