@@ -9,6 +9,7 @@ import asyncio
 import json
 import stat
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -225,7 +226,6 @@ async def test_first_run_is_interactive_at_once_and_status_says_everything(
 
     monkeypatch.setattr(homefire.engine, "Engine", HeldEngine)
     app = HomefireApp(settings=SHORT, guard="off")
-    started = time.perf_counter()
     async with app.run_test(size=(120, 30)) as pilot:  # wide enough for every part of the status line
         # The screen is up and takes typing while the model is still loading in a worker; a question sent
         # then goes as soon as the model is ready.
@@ -233,7 +233,6 @@ async def test_first_run_is_interactive_at_once_and_status_says_everything(
         assert "stays on this device" in str(app.query_one("#greeting").render())
         await pilot.press(*"What is the capital of France?")
         await pilot.press("enter")
-        shown = time.perf_counter() - started
         assert not app.ready and prompt(app).text == "What is the capital of France?"
         assert "as soon as it is ready" in notes(app)
         go.set()
@@ -245,7 +244,6 @@ async def test_first_run_is_interactive_at_once_and_status_says_everything(
         assert " MB" in line  # RAM
         line = status(app)
         assert "tok/s" in line and "first token" in line
-    print(f"screen up in {shown:.2f}s")
 
 
 def test_the_first_screen_does_not_wait_for_the_model_stack() -> None:
@@ -344,22 +342,61 @@ async def test_an_encrypted_memory_is_unlocked_in_a_dialog(homefire_home: Path) 
 # ----- command palette, help -------------------------------------------------------------------------
 
 
-async def test_command_palette_runs_every_listed_action_and_help_lists_every_key() -> None:
+async def test_command_palette_runs_every_listed_action_and_help_lists_every_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from textual.command import CommandList, CommandPalette
+
     from homefire.app.commands import COMMANDS
 
-    app = HomefireApp(assistant=Assistant(ScriptedEngine(["ok"], delay=0)))  # type: ignore[arg-type]
-    async with app.run_test(size=(80, 24)) as pilot:
+    reply = "Here:\n\n```sh\necho hi\n```\n"
+    app = HomefireApp(assistant=Assistant(ScriptedEngine([reply], delay=0), memory=Memory()))  # type: ignore[arg-type]
+    told: list[str] = []
+    notify = app.notify
+    monkeypatch.setattr(app, "notify", lambda message, *a, **k: (told.append(str(message)), notify(message, *a, **k)))
+
+    def seen() -> tuple[object, ...]:
+        """Everything an action can change that a user would notice."""
+        return (
+            type(app.screen).__name__,
+            app.theme,
+            len(told),
+            prompt(app).text,
+            app.clipboard,
+            app.query_one(Sidebar).display,
+            "incognito" in status(app),  # (not the whole line: its RAM figure changes by itself)
+            tuple(id(m) for m in app.query(ChatMessage)),
+        )
+
+    def offered(results: CommandList, title: str) -> bool:
+        """The palette's first match is this command."""
+        return results.highlighted is not None and str(results.get_option_at_index(0).prompt).startswith(title)
+
+    def acted(before: tuple[object, ...]) -> bool:
+        return not isinstance(app.screen, CommandPalette) and seen() != before
+
+    async with app.run_test(size=(100, 30)) as pilot:
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert all(c.title in titles for c in COMMANDS if c.action not in ("command_palette", "quit"))
         for c in COMMANDS:
-            assert hasattr(app, f"action_{c.action}"), c.action
-        await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
-        await pilot.press(*"Settings")
-        await pilot.pause(0.5)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
-        await pilot.press("escape")
+            if c.action in ("command_palette", "quit"):  # the palette itself; /quit has its own test
+                continue
+            if not app.query(ChatMessage):  # most actions act on the last exchange
+                await send(pilot, "show me")
+                await answered(pilot, 2, 20)
+            if c.action == "stop":  # with nothing being written, Esc leaves an edit: start one
+                await command(pilot, "/edit")
+                assert prompt(app).text == "show me"  # the question is in the box to be edited
+            before = seen()
+            await pilot.press("ctrl+p")
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+            await pilot.press(*c.title)
+            await wait_for(pilot, partial(offered, app.screen.query_one(CommandList), c.title))
+            await pilot.press("enter")
+            await wait_for(pilot, partial(acted, before))
+            while len(app.screen_stack) > 1:  # a dialog it opened
+                await pilot.press("escape")
+                await pilot.pause(0.05)
         await pilot.press("f1")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         from homefire.app.screens import help_markdown
@@ -367,6 +404,110 @@ async def test_command_palette_runs_every_listed_action_and_help_lists_every_key
         text = help_markdown()
         for c in COMMANDS:
             assert c.title in text and (not c.slash or c.slash in text)
+
+
+async def test_model_cartridge_theme_and_quit_by_slash_commands(engine: Engine, tmp_path: Path) -> None:
+    from homefire.engine import cartridge as C
+    from homefire.engine.engine import default_threads
+
+    note = tmp_path / "note.md"
+    note.write_text("The wifi password is kettle-42.\n")
+    C.build("wifi", [note], engine)
+    assistant = Assistant(engine, settings=SHORT)
+    app = HomefireApp(assistant=assistant)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            # /cartridge NAME attaches without the picker; a name that does not exist is said, nothing changes.
+            await command(pilot, "/cartridge nope")
+            await wait_for(pilot, lambda: not app.switching and "no cartridge named 'nope'" in notes(app))
+            assert assistant.cartridges == []
+            await command(pilot, "/cartridge wifi")
+            await wait_for(pilot, lambda: not app.switching and [c.name for c in assistant.cartridges] == ["wifi"])
+            assert "cartridge wifi" in status(app)
+            # /theme flips dark and light, and is remembered for the next start.
+            assert app.theme == "homefire-dark"
+            await command(pilot, "/theme")
+            assert app.theme == "homefire-light" and cfg.load_config().theme == "homefire-light"
+            await command(pilot, "/theme")
+            assert app.theme == "homefire-dark" and cfg.load_config().theme == "homefire-dark"
+            # /model NAME switches without the picker; one that does not exist leaves the one in use.
+            await command(pilot, "/model nonesuch")
+            await wait_for(pilot, lambda: not app.switching and "still on smollm2-135m" in notes(app))
+            assert "unknown model 'nonesuch'" in notes(app) and assistant.engine is engine
+            await command(pilot, "/model smollm2-135m")
+            await wait_for(pilot, lambda: not app.switching and assistant.engine is not engine, 120)
+            # A new engine, given all cores but one (the UI keeps one), and without the cartridge of the old one.
+            assert assistant.engine.model.name == "smollm2-135m"
+            assert assistant.engine.n_threads == max(1, default_threads() - 1)
+            assert assistant.cartridges == [] and "cartridge wifi" not in status(app)
+            await send(pilot, "What is the capital of France?")
+            await answered(pilot, 2)
+            assert "Paris" in app.query(ChatMessage)[1].text
+            # /quit leaves.
+            await command(pilot, "/quit")
+            await wait_for(pilot, lambda: app.return_code is not None)
+        assert app.return_code == 0
+    finally:
+        if assistant.engine is not engine:
+            assistant.engine.close()
+
+
+async def test_the_app_freezes_what_it_loaded_and_leaves_a_core_to_the_ui(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full collection over the loaded model stack cost 55 ms on the UI thread: once loaded, it is frozen.
+    llama.cpp's threads spin: with every core given to them the event loop starved, so one is left to it."""
+    import gc
+    import threading
+
+    import homefire.engine
+    from homefire.engine.engine import default_threads
+
+    go = threading.Event()  # the model loads only when the test says so
+
+    class HeldEngine(homefire.engine.Engine):
+        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            go.wait(60)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(homefire.engine, "Engine", HeldEngine)
+    gc.unfreeze()  # earlier apps in this process froze theirs
+    app = HomefireApp(n_ctx=1024, settings=SHORT, guard="off", incognito=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: "loading model" in status(app))
+        assert not app.ready and gc.get_freeze_count() == 0  # nothing frozen while the model loads
+        go.set()
+        await wait_for(pilot, lambda: app.ready, 120)
+        assert gc.get_freeze_count() > 0
+        assert app.assistant is not None and app.assistant.engine.n_threads == max(1, default_threads() - 1)
+        app.assistant.engine.close()
+
+
+async def test_a_model_is_removed_only_after_a_yes(default_model_path: Path) -> None:
+    import shutil
+
+    from homefire.models import store
+    from homefire.models.catalogue import DEFAULT_SHA256
+
+    spare = cfg.models_dir() / "spare.gguf"
+    shutil.copyfile(default_model_path, spare)
+    store.save_pulled(store.Model("spare", spare, "pulled", DEFAULT_SHA256, "test/spare-GGUF", "spare.gguf", "0" * 40))
+    app = HomefireApp(assistant=Assistant(ScriptedEngine(["ok"], delay=0)))  # type: ignore[arg-type]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelScreen))
+        table = app.screen.query_one(DataTable)
+        assert [str(table.get_row_at(i)[1]) for i in range(table.row_count)] == ["smollm2-135m", "spare"]
+        table.move_cursor(row=1)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")  # no: nothing is removed
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelScreen))
+        assert spare.exists() and table.row_count == 2
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "Removed spare" in notes(app))
+        assert not spare.exists() and [m.name for m in store.installed()] == ["smollm2-135m"]
+        assert table.row_count == 1
 
 
 # ----- dialogs -----------------------------------------------------------------------------------------
@@ -538,6 +679,11 @@ async def test_cartridge_screen_builds_with_progress_attaches_marks_stale_and_re
         await pilot.pause(0.1)
         listing = str(app.screen.query_one("#cartridge-list").get_option_at_index(0).prompt)  # type: ignore[attr-defined]
         assert "⚠" in listing and "stale" in listing
+        await pilot.press("u")  # rebuild the stale one from its sources
+        await wait_for(pilot, lambda: "Rebuilt wifi" in notes(app) and not app.screen.busy, 120)  # type: ignore[attr-defined]
+        assert C.status(C.load("wifi")) == "ok" and "changed" in C.load("wifi").documents
+        listing = str(app.screen.query_one("#cartridge-list").get_option_at_index(0).prompt)  # type: ignore[attr-defined]
+        assert "⚠" not in listing and "ok" in listing
         await pilot.press("x")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")

@@ -400,9 +400,11 @@ class HomefireApp(App[None]):
             return
         area = event.area
         if text.startswith("/") and text.split(" ", 1)[0] not in ("/remember", "/forget"):
+            area.value = ""  # before the command runs: /edit puts the question to edit in the box
             if await self.slash(text):
                 area.remember(text)
-                area.value = ""
+            else:
+                area.value = text  # an unknown command: kept, to be corrected
             return
         if self.answering:
             self.notify("Still answering: press Esc to stop it first.")
