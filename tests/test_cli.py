@@ -185,3 +185,30 @@ def test_a_cartridge_needs_its_own_model_whatever_model_the_settings_saved(engin
     code = main(["ask", "--incognito", "--max-tokens", "4", "-c", "keys", "Where is the spare key?"])
     assert code == 0, capsys.readouterr().err  # the cartridge's model, not the saved one (which is not installed)
     capsys.readouterr()
+
+
+def test_ask_dash_reads_stdin_and_a_closed_pipe_is_not_an_error(homefire_home: Path) -> None:
+    out = run(homefire_home, "ask", *GREEDY, "-", stdin="What is the capital of France?\n")
+    assert out.returncode == 0 and "Paris" in out.stdout, out.stderr
+    # `homefire ask ... | head -c 20`: the reader goes away mid-answer.
+    proc = subprocess.Popen(
+        homefire_cmd("ask", "--temperature", "0", "--max-tokens", "300", "Write a long story about a dragon."),
+        env=cli_env(homefire_home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(20)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and err == "", err  # no traceback, no "Exception ignored" noise
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    from homefire.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out == f"homefire {version('homefire')}\n"

@@ -640,3 +640,51 @@ def test_missing_or_damaged_files_give_one_line_errors(tmp_path: Path, homefire_
     run = subprocess.run(homefire_cmd("guard", "check", "hello"), capture_output=True, text=True, env=env)
     assert run.returncode == 1
     assert run.stderr.startswith("homefire: the guard's model file is missing") and run.stderr.count("\n") == 1
+
+
+def test_cli_check_strictness_and_stdin(
+    guard: Guard, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from homefire.cli import main
+
+    relaxed, strict = Guard("relaxed"), Guard("strict")
+    between = [p for p in HARMFUL + HARD_BENIGN if relaxed.check(p).allowed and not strict.check(p).allowed]
+    assert between, "no prompt that relaxed allows and strict blocks"
+    prompt = between[0]
+    for level, code in (("relaxed", 0), ("strict", 3)):
+        for words in (["-"], []):  # '-' or a pipe: the text comes from stdin
+            monkeypatch.setattr(sys, "stdin", io.StringIO(prompt))
+            assert main(["guard", "check", "--strictness", level, "--json", *words]) == code, (level, words)
+            verdict = json.loads(capsys.readouterr().out)
+            assert verdict["allowed"] is (code == 0)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["guard", "check", "-"]) == 0  # nothing is harmless
+    assert capsys.readouterr().out.startswith("allowed: benign")
+
+
+@pytest.mark.parametrize(
+    "content, said",
+    [
+        (None, "no such file: "),
+        ("", " has no prompts"),
+        ('{"prompt": "hi", "label": "spicy"}\n', ":1: unknown label 'spicy' (use benign, harmful, jailbreak, or 0/1)"),
+        ('{"prompt": 5, "label": "benign"}\n', ':1: "prompt" must be a string'),
+        ('{"prompt": "hi", "label": 0}\nnot json\n', ':2: expected a JSON object with "prompt" and "label"'),
+        (b"\xff\xfe\x00bad", ": UnicodeDecodeError"),
+    ],
+)
+def test_cli_eval_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | bytes | None, said: str
+) -> None:
+    from homefire.cli import main
+
+    path = tmp_path / "set.jsonl"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    assert main(["guard", "eval", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("homefire: ") and str(path) in err and said in err and err.count("\n") == 1, err
