@@ -375,3 +375,83 @@ def test_each_session_runs_homefire_chat_with_the_servers_python_and_options() -
     command = chat_command(["--model", "my model.gguf", "--incognito"])
     assert command.startswith(f"{sys.executable} ")
     assert command.endswith("-m homefire chat --model 'my model.gguf' --incognito")
+
+
+# -- options: a token from the environment, a port in use, the session limit -----------------
+
+
+def test_a_port_in_use_is_one_clear_line(homefire_home: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            homefire_cmd("serve", "--web", "--port", str(port)),
+            capture_output=True,
+            text=True,
+            env=cli_env(homefire_home),
+            timeout=60,
+        )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr == (
+        f"homefire: cannot serve on 127.0.0.1:{port}: the port is in use (another server?): "
+        "choose another with --port\n"
+    )
+
+
+async def test_the_token_can_come_from_the_environment(homefire_home: Path) -> None:
+    env = dict(cli_env(homefire_home), HOMEFIRE_WEB_TOKEN=TOKEN)
+    proc = subprocess.Popen(
+        homefire_cmd("serve", "--web", "--port", "0", "--host", "127.0.0.1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        found = re.search(r"serving the chat app on (http://127\.0\.0\.1:\d+/)\?token=(\S+)", line)
+        assert found and found.group(2) == TOKEN, line
+        base = found.group(1)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base) as res:
+                assert res.status == 401  # a token was set: even on loopback it is required
+            async with http.get(base, headers={"Authorization": f"Bearer {TOKEN}"}) as res:
+                assert res.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    short = subprocess.run(
+        homefire_cmd("serve", "--web", "--port", "0"),
+        capture_output=True,
+        text=True,
+        env=dict(env, HOMEFIRE_WEB_TOKEN="short"),
+        timeout=60,
+    )
+    assert short.returncode == 2 and short.stderr.count("\n") == 1 and "at least 12" in short.stderr
+
+
+async def test_max_sessions_refuses_one_chat_too_many(serve: Any) -> None:
+    served = serve("--max-sessions", "1", "--guard", "off", "--incognito")
+    ws = served.url.replace("http://", "ws://") + "ws"
+    origin = {"Origin": served.url.rstrip("/")}
+    async with aiohttp.ClientSession() as http:
+        first = await http.ws_connect(ws, headers=origin)
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(ws, headers=origin)
+        assert refused.value.status == 503
+        await first.close()
+        # The first chat's place is free again once it has gone (its process is stopped by the relay).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while True:
+            try:
+                again = await http.ws_connect(ws, headers=origin)
+                break
+            except aiohttp.WSServerHandshakeError as exc:
+                assert exc.status == 503 and loop.time() < deadline, exc
+                await asyncio.sleep(0.2)
+        await again.close()

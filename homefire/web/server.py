@@ -11,6 +11,7 @@ Each browser session runs its own `homefire chat` process.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import ipaddress
 import secrets
@@ -224,6 +225,11 @@ class WebServer:
             try:
                 await site.start()
             except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise WebError(
+                        f"cannot serve on {self.host}:{self.port}: the port is in use (another server?): "
+                        "choose another with --port"
+                    ) from None
                 raise WebError(f"cannot serve on {self.host}:{self.port}: {exc.strerror or exc}") from None
             port = runner.addresses[0][1] if runner.addresses else self.port  # the real one, with --port 0
             if ready is not None:
