@@ -283,7 +283,11 @@ def said_in_one_line(code: int, err: str) -> None:
 
 @FUZZ
 @given(words=command_lines())
-@example(words=["history", "show", "99999999999999999999"])
+@example(words=["history", "show", "99999999999999999999"])  # found by this test: an OverflowError traceback
+@example(words=["cartridge", "info", "\r"])  # found by this test: the carriage return split the error line
+@example(words=["guard", "eval", "\x00"])  # found by this test: ValueError (embedded null byte)
+@example(words=["memory", "import", "\x00"])  # found by this test: ValueError (embedded null byte)
+@example(words=["models", "info", "x" * 300])  # found by this test: OSError (file name too long)
 @example(words=["cartridge", "build", "ok", "\x00"])
 @example(words=["models", "info", "../.."])
 def test_any_command_line_ends_in_one_line_not_a_traceback(
