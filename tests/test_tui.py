@@ -390,7 +390,7 @@ async def test_command_palette_runs_every_listed_action_and_help_lists_every_key
             before = seen()
             await pilot.press("ctrl+p")
             await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
-            await pilot.press(*c.title)
+            app.screen.query_one(Input).value = c.title  # as if typed (key by key is slow, and not the point)
             await wait_for(pilot, partial(offered, app.screen.query_one(CommandList), c.title))
             await pilot.press("enter")
             await wait_for(pilot, partial(acted, before))
