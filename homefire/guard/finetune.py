@@ -286,6 +286,15 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(args.seed % 2**32)
     t_start = time.time()
     splits = build(args.data, args.seed)
+    # Refuse to train when training or validation data overlap a held-out item beyond the frozen record.
+    from training.guard.overlap import check
+
+    if problems := check(splits, args.data):
+        print(
+            "\n".join(["held-out items overlap the training data (training/guard/overlap.py):", *problems]),
+            file=sys.stderr,
+        )
+        return 1
     counts = {name: dict(sorted(_count(getattr(splits, name)).items())) for name in ("train", "val", "test")}
     print(json.dumps(counts, indent=1), file=sys.stderr)
     tokenizer = load_tokenizer()
