@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from homefire.config import GenerationSettings  # noqa: E402
 from homefire.engine import Engine, Message  # noqa: E402
-from homefire.memory.facts import _NOT_A_STATEMENT, _SENTENCES, _finish, extract, normalized  # noqa: E402
+from homefire.memory.facts import _NOT_A_STATEMENT, _finish, extract, normalized, sentences  # noqa: E402
 from homefire.memory.memory import content_words  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
@@ -120,11 +120,11 @@ def main() -> None:
         return {normalized(f) for f in extract(text)}
 
     def confirm_yes_no(text: str) -> set[str]:
-        return {normalized(f) for s in _SENTENCES.split(text) for f in extract(s) if model.says_yes(s.strip())}
+        return {normalized(f) for s in sentences(text) for f in extract(s) if model.says_yes(s.strip())}
 
     def confirm_rewrite(text: str) -> set[str]:
         kept = set()
-        for s in _SENTENCES.split(text):
+        for s in sentences(text):
             found = extract(s)
             if found and not model.rewrite(s.strip()).lower().startswith("none"):
                 kept |= {normalized(f) for f in found}
@@ -132,7 +132,7 @@ def main() -> None:
 
     def propose(text: str) -> set[str]:
         kept = set()
-        for s in _SENTENCES.split(text):
+        for s in sentences(text):
             found = extract(s)
             kept |= {normalized(f) for f in found}
             if not found and s.strip() and FIRST_PERSON.search(s):

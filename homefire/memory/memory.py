@@ -5,6 +5,7 @@ Vectors come from the guard's MiniLM encoder (one encoder per process: pass the 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -33,6 +34,10 @@ MAX_FACT_TEXT = 2000  # characters: a fact is a sentence or two; anything longer
 # fact about the user, no longer passes on that alone. Chosen on bench/memory.py's development pairs (the
 # highest margin keeping their best recall@3); the held-out pairs were only measured. See README.
 RECALL_MARGIN = 0.1
+# A fact sharing a content word with the question, or an everyday topic (facts.TOPICS) with a question about the
+# user, is recalled whatever its margin, and ranks up by these (a shared word counts more than a shared topic).
+WORD_BONUS = 0.5
+TOPIC_BONUS = 0.3
 BANKS_FILE = "recall-banks.npz"  # the vectors of RECALL_QUESTIONS and GENERIC_FACTS, beside memory.db
 PROBE_SENTENCE = "A probe sentence tells whether the encoder is still the one that made the saved vectors."
 RECALL_QUESTIONS = (
@@ -220,14 +225,15 @@ class Memory:
         v = self.embed(text).mean(axis=0)
         return np.asarray(v / max(float(np.linalg.norm(v)), 1e-12), dtype=np.float32)
 
-    def index(self, limit: int = 500, full: bool = False) -> int:
+    def index(self, limit: int = 500, full: bool = False, kinds: tuple[str, ...] = ("message", "fact")) -> int:
         """Embed complete messages and facts that have no vector yet.
 
         By default only messages newer than the newest embedded one are looked at (an index range, cheap at
         100k messages); `full=True` checks every message (after an import or a crash in another process).
+        `kinds=("fact",)`: facts only, for recall and learning, which must not wait for the turn's messages.
         """
         done = 0
-        for kind in ("message", "fact"):
+        for kind in kinds:
             for item, text in self.store.unembedded(kind, limit, newer_only=kind == "message" and not full):
                 vectors = self.embed(text)
                 if kind == "message":
@@ -344,8 +350,9 @@ class Memory:
         if slot is not None:
             target = next((f["id"] for f in existing if rules.slot(f["text"]) == slot), None)
         if target is None and existing:
-            self.index()
-            near = self._nearest("fact", self._query_vector(text), 1)
+            self.index(kinds=("fact",))
+            mean = vectors.mean(axis=0)  # the fact's own vectors, not a second pass of the encoder
+            near = self._nearest("fact", np.asarray(mean / max(float(np.linalg.norm(mean)), 1e-12), np.float32), 1)
             if near and near[0][1] >= DUPLICATE_SIMILARITY:
                 target = near[0][0]
         if target is not None:
@@ -379,8 +386,13 @@ class Memory:
         return "jailbreak" if not verdict.allowed and verdict.label == "jailbreak" else None
 
     def learn(self, user_text: str, source_message_id: int | None = None) -> list[tuple[Fact, str]]:
-        """Keep the facts a user message states about the user (rules: precise rather than eager)."""
-        return [self.remember(f, source_message_id) for f in rules.extract(user_text)]
+        """Keep the facts a user message states about the user (rules: precise rather than eager). A fact whose
+        time is relative ("next spring") keeps the day its message was said."""
+        said = dt.date.today()
+        message = self.store.message(source_message_id) if source_message_id is not None else None
+        if message and message.get("created"):
+            said = dt.datetime.fromisoformat(message["created"].replace("Z", "+00:00")).astimezone().date()
+        return [self.remember(f, source_message_id) for f in rules.extract(user_text, said)]
 
     def _bank(self, name: str, texts: tuple[str, ...]) -> np.ndarray:
         """Vectors of a fixed set of sentences: embedded once (60 sentences, 0.2-1 s), then kept in
@@ -424,7 +436,7 @@ class Memory:
         all_facts = {f["id"]: f for f in self.store.facts() if not f.get("guard_flag")}
         if not all_facts:
             return []
-        self.index()
+        self.index(kinds=("fact",))
         ids, matrix = self._matrix("fact")
         question = self._query_vector(rules.as_user(query))
         hub = (matrix @ self._bank("questions", tuple(rules.as_user(q) for q in RECALL_QUESTIONS)).T).mean(axis=1)
@@ -436,10 +448,28 @@ class Memory:
             if raw[row] > near.get(fid, -1.0):
                 near[fid] = float(raw[row])
                 margin[fid] = float(raw[row] - hub[row]) - userness
-        shared = set(self.store.search_facts(content_words(query)))
+        # A question that does not speak of the user ("how far away is the Moon?") is not about their facts
+        # unless it names something in one ("what is the hostname of nas.lan?"): no vectors, no topics, and no
+        # match on words as common as "year" or "works".
+        personal = rules.about_user(query)
+        asked_words = content_words(query)
+        if not personal:
+            asked_words = [w for w in asked_words if w not in GENERIC_WORDS]
+            margin = {}
+        words = set(self.store.search_facts(asked_words))
+        on_topic: dict[int, int] = {}  # fact -> how many topics it shares with the question
+        if personal:  # "what music do I like?" finds the jazz fan
+            own, asked = rules.topics(query), rules.asked_topics(query)
+            for fid, stored in all_facts.items():
+                about = rules.topics(stored["text"])
+                if asked & about:  # an implied topic makes a fact eligible; only the question's own ones rank it
+                    on_topic[fid] = max(1, len(own & about))
+        shared = words | set(on_topic)
         ranked = sorted(
             (fid for fid in all_facts if not all_facts[fid]["pinned"]),
-            key=lambda fid: -(margin.get(fid, -1.0) + (0.5 if fid in shared else 0.0)),
+            key=lambda fid: (
+                -(margin.get(fid, -1.0) + (WORD_BONUS if fid in words else 0.0) + TOPIC_BONUS * on_topic.get(fid, 0))
+            ),
         )
         chosen = [Fact(fid, f["text"], True, 1.0) for fid, f in all_facts.items() if f["pinned"]]
         chosen += [
@@ -470,7 +500,7 @@ class Memory:
         words = {w for w in rules.normalized(what).split() if len(w) > 2 and w not in {"the", "that", "about", "my"}}
         gone = [fid for fid, f in all_facts.items() if words and words <= set(rules.normalized(f["text"]).split())]
         if not gone and all_facts:
-            self.index()
+            self.index(kinds=("fact",))
             near = self._nearest("fact", self._query_vector(what), 1)
             gone = [near[0][0]] if near and near[0][1] >= 0.5 and near[0][0] in all_facts else []
         for fid in gone:
@@ -545,6 +575,13 @@ STOP_WORDS = frozenset(
     "had what who whom which when where why how can could would should will shall may might must not no yes you your "
     "yours me my mine i we our us they them their it its this that these those there here some any all please tell "
     "know think want need like just also very really so than then too much many more most user user's s".split()
+)
+
+
+# Words too common to tie a question that does not speak of the user to one of their facts.
+GENERIC_WORDS = frozenset(
+    "year years work works working worked time times way ways day days thing things old new far away good best "
+    "long make made use used get got start end people person world number".split()
 )
 
 

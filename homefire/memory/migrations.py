@@ -116,3 +116,32 @@ def m002_fact_guard_flag(db: Database) -> None:
     # A fact the guard flags (e.g. an instruction planted as a "fact") is kept, shown, and never recalled.
     if "guard_flag" not in db["facts"].columns_dict:
         db.execute("alter table facts add column guard_flag text")
+
+
+@migration
+def m003_repair_cut_facts(db: Database) -> None:
+    # Facts stored cut short by the first sentence splitter ("User's doctor is Dr." from "My doctor is Dr. Patel
+    # at the Riverside clinic"), or with a name lower-cased, are rebuilt from their source message. Pinned
+    # facts, facts with no source message, and facts whose text is not exactly what the old rules made (the
+    # user edited it, or a correction replaced it) are left as they are. A repaired fact loses its vectors:
+    # they are made again from the new text on next use. Safe to run again: a whole fact is not repaired.
+    import datetime as dt
+
+    from .facts import normalized, repaired
+
+    rows = db.execute(
+        "select f.id, f.text, m.text, m.created from facts f join messages m on m.id = f.source_message_id "
+        "where f.pinned = 0 and f.guard_flag is null"
+    ).fetchall()
+    known = {normalized(r[0]): r[1] for r in db.execute("select text, id from facts")}
+    for fact_id, text, source, created in rows:
+        said = dt.datetime.fromisoformat(created.replace("Z", "+00:00")).date() if created else None
+        whole = repaired(text, source, said)
+        if whole is None:
+            continue
+        if known.get(normalized(whole), fact_id) != fact_id:
+            db.execute("delete from facts where id = ?", [fact_id])  # the whole fact is already kept
+            continue
+        db.execute("update facts set text = ? where id = ?", [whole, fact_id])
+        db.execute("delete from embeddings where fact_id = ?", [fact_id])
+        known[normalized(whole)] = fact_id
