@@ -6,8 +6,10 @@ Every message goes through Store.add_message (one transaction each, FTS triggers
 as in a real turn. Embedding 100,000 messages with the real encoder would take many minutes on
 2 cores, so only `--real-vectors` of them get real MiniLM vectors; the rest get random unit
 vectors, which cost exactly as much to search. Queries are embedded with the real encoder.
-Fact recall uses 50 scripted (statement, question) pairs spoken in conversations, with chatter
-that must not become facts (the development split), and 30 held-out pairs never tuned on.
+Fact memory (`--facts-only` runs only this part) uses three sets in tests/data: statements spoken among chatter
+that must not become facts, each with a later question in other words, and unrelated questions that should
+recall nothing; the development set, a first held-out set, and a second held-out set of 66 statements that is
+frozen and never tuned on (its failures are never looked at one by one: only these totals are printed).
 `--passphrase PW` measures an encrypted (SQLCipher) database; `--facts-only` skips the 100k part;
 `--model-extraction` also learns facts with the default model proposing what the rules miss.
 """
@@ -29,7 +31,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from homefire.memory import Memory, Store  # noqa: E402
-from homefire.memory.facts import normalized  # noqa: E402
 
 WORDS = (
     "the a to and of in is it you that for on with as this was be at have are not can do we my your how what "
@@ -39,113 +40,39 @@ WORDS = (
     "autumn question answer problem idea reason method result example number system language program file"
 ).split()
 
-# (what the user says, a word the right fact contains, a later question that needs it)
-PAIRS = [
-    ("My daughter is Maya.", "maya", "What should I get my daughter for her birthday?"),
-    # "peanut", not "peanuts": "I have a peanut allergy." below updates this fact (a near-duplicate), and the
-    # stored "User has a peanut allergy." is the right fact for this question too.
-    ("I'm allergic to peanuts.", "peanut", "Suggest a snack I can take on a hike."),
-    ("Remember that my server is at home.lan.", "home.lan", "How do I ssh into my server?"),
-    ("I live in Glasgow.", "glasgow", "What's the weather like where I live?"),
-    ("I am vegetarian.", "vegetarian", "What should I cook for dinner tonight?"),
-    ("I work as a nurse.", "nurse", "How can I sleep better after work shifts?"),
-    ("My dog is called Biscuit.", "biscuit", "What toys would my dog like?"),
-    ("I speak French and Spanish.", "french", "Which languages could I use on holiday in South America?"),
-    ("I have two cats.", "cats", "How much food do my cats need?"),
-    ("My birthday is on March 3rd.", "march", "When is my birthday?"),
-    ("I use Fedora on my laptop.", "fedora", "How do I install a package on my laptop?"),
-    ("I prefer metric units.", "metric", "How tall is Mount Everest?"),
-    ("My locker code is 4312.", "4312", "What is my locker code?"),
-    ("I drive a blue Honda Civic.", "honda", "When should my car have its next service?"),
-    ("I was born in Lisbon.", "lisbon", "Where was I born?"),
-    ("My favourite band is Radiohead.", "radiohead", "Recommend some music I might like."),
-    ("Call me Sam.", "sam", "What is my name?"),
-    ("I don't eat pork.", "pork", "Plan a barbecue menu for me."),
-    ("My partner is allergic to shellfish.", "shellfish", "Which seafood restaurant dishes are safe for my partner?"),
-    ("I'm 34 years old.", "34", "How old am I?"),
-    ("My home router is at 192.168.1.1.", "192.168.1.1", "How do I open my router's admin page?"),
-    ("I own a small bakery.", "bakery", "How can I get more customers for my shop?"),
-    ("I'm diabetic.", "diabetic", "Is this dessert a good idea for me?"),
-    ("My wife is called Priya.", "priya", "What is my wife's name?"),
-    ("My son is 7 years old.", "7", "What books suit my son's age?"),
-    ("I'm from Brazil.", "brazil", "Which country am I from?"),
-    ("My favourite colour is green.", "green", "What colour should I paint my bedroom?"),
-    ("I study chemistry.", "chemistry", "Help me plan revision for my subject."),
-    ("My cat is named Luna.", "luna", "What is my cat called?"),
-    ("I have a peanut allergy.", "peanut", "Can I eat satay sauce?"),
-    ("My email is sam at example dot org.", "email", "What is my email address?"),
-    ("I work at a hospital.", "hospital", "Where do I work?"),
-    ("My brother lives in Oslo.", "oslo", "Where does my brother live?"),
-    ("I am a teacher.", "teacher", "Give me ideas for my classroom."),
-    ("My phone number is 555 0199.", "555", "What is my phone number?"),
-    ("I'm lactose intolerant.", "lactose", "Can I have a milkshake?"),
-    ("My sister is a pilot.", "pilot", "What does my sister do for a living?"),
-    ("I use Neovim for coding.", "neovim", "Which editor do I use?"),
-    ("My car is a Tesla Model 3.", "tesla", "How far can my car go on a charge?"),
-    ("I own a Raspberry Pi 5.", "raspberry", "Which single-board computer do I have?"),
-    ("My garden is in Devon.", "devon", "When should I plant tomatoes in my garden?"),
-    ("I'm a beekeeper.", "beekeeper", "What should I do with my hives in winter?"),
-    ("My mother is called Helen.", "helen", "What is my mother's name?"),
-    ("I speak Japanese.", "japanese", "Which language could I use in Tokyo?"),
-    ("I'm allergic to penicillin.", "penicillin", "Which antibiotics should I avoid?"),
-    ("My timezone is CET.", "cet", "What time zone am I in?"),
-    ("I have a sourdough starter called Bubbles.", "bubbles", "How often should I feed my starter?"),
-    ("My bike is a Brompton.", "brompton", "How do I fold my bike?"),
-    ("I live in a flat on the fifth floor.", "fifth", "Which floor do I live on?"),
-    ("My favourite food is ramen.", "ramen", "What should I order for lunch?"),
-]
-# Held out: written after recall@3 stood at 0.88 on PAIRS and before any change made to raise it; never
-# tuned on. Reported apart from PAIRS (the development split) so a gain there can be told from overfitting.
-HELDOUT_PAIRS = [
-    ("My husband is called Tom.", "tom", "What's my husband's name?"),
-    ("I'm allergic to bee stings.", "bee", "What should I carry when I go walking in summer?"),
-    ("I live in Montreal.", "montreal", "Do I need snow tyres this winter?"),
-    ("My daughter is 12 years old.", "12", "Which films are suitable for my daughter?"),
-    ("I work as an accountant.", "accountant", "What's a good certification for my career?"),
-    ("My cat is called Pepper.", "pepper", "What's my cat's name?"),
-    ("I speak German.", "german", "Which language should I use when I visit Vienna?"),
-    ("I use Arch Linux.", "arch", "How do I update all packages on my system?"),
-    ("My wifi network is called Hearth.", "hearth", "Which wifi network should my guests join?"),
-    ("I'm vegan.", "vegan", "Suggest a dessert recipe for me."),
-    ("I was born in 1988.", "1988", "How old will I be next year?"),
-    ("My favourite author is Ursula Le Guin.", "ursula", "Recommend me a book to read next."),
-    ("I have a Labrador named Rufus.", "rufus", "How long should I walk my dog each day?"),
-    ("I play the piano.", "piano", "What instrument should I practise this evening?"),
-    ("My NAS is at 10.0.0.5.", "10.0.0.5", "How do I mount my NAS?"),
-    ("I'm gluten intolerant.", "gluten", "Can I eat regular pasta?"),
-    ("My grandmother lives in Naples.", "naples", "Where should I fly to visit my grandmother?"),
-    ("I drive a Volkswagen Golf.", "golf", "What tyre pressure does my car need?"),
-    ("Remember that my passport expires in May 2027.", "passport", "When do I need to renew my passport?"),
-    ("I'm a software engineer.", "software", "What should I put in my CV?"),
-    ("My partner is called Alex.", "alex", "Help me plan a surprise for my partner."),
-    ("I prefer Celsius.", "celsius", "What temperature should I bake bread at?"),
-    ("I own a sailboat.", "sailboat", "What maintenance does my boat need before spring?"),
-    ("My office is in Leeds.", "leeds", "How long is my commute by train from York?"),
-    ("I'm left-handed.", "left", "Which scissors should I buy?"),
-    ("My favourite sport is cycling.", "cycling", "What should I do this weekend to stay fit?"),
-    ("I have high blood pressure.", "blood", "Is a lot of salt bad for me?"),
-    ("My printer is a Brother HL-L2350.", "brother", "How do I replace the toner in my printer?"),
-    ("I teach maths at a primary school.", "maths", "Give me a fun activity for my lessons."),
-    ("My son's name is Leo.", "leo", "What's my son called?"),
-]
-CHATTER = [
-    "What is the capital of France?",
-    "My question is about Python decorators.",
-    "I have a question about loops.",
-    "Can you explain how interest is calculated?",
-    "I'm a bit confused by your last answer.",
-    "Write a story where my brother is a dragon.",
-    "I think the answer is 42.",
-    "My code is throwing a KeyError, why?",
-]
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+# The fact sets: the development set (grown while the rules and recall were written), the first held-out set
+# (30 pairs, written before recall's margin was tuned) and the second, frozen held-out set of issue 18 (written
+# before any of its changes and never tuned on). Format: tests/data/README.md.
+FACT_SETS = {
+    "dev": DATA / "memory_dev.jsonl",
+    "heldout_v1": DATA / "memory_heldout_v1.jsonl",
+    "heldout": DATA / "memory_heldout.jsonl",
+}
+FACT_SET_NAMES = {"dev": "development", "heldout_v1": "held-out v1", "heldout": "held-out v2 (frozen)"}
 
-UNRELATED = [
-    "How do I reverse a list in Python?",
-    "What's 17 times 23?",
-    "Tell me a joke.",
-    "Explain photosynthesis briefly.",
-    "What year did the Second World War end?",
-]
+
+def load_set(path: Path) -> dict[str, list[Any]]:
+    """A fact set: statements (said, must, question, relative), chatter that is not a fact, unrelated questions."""
+    out: dict[str, list[Any]] = {"pairs": [], "chatter": [], "unrelated": []}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        if "said" in item:
+            out["pairs"].append(item)
+        elif "chatter" in item:
+            out["chatter"].append(item["chatter"])
+        else:
+            out["unrelated"].append(item["unrelated"])
+    return out
+
+
+def has(fact: str, word: str) -> bool:
+    """A must-word in a fact: as written when it has capitals (names keep theirs), else in any case."""
+    return word in fact if word != word.lower() else word in fact.lower()
+
+
+def whole(fact: str, item: dict[str, Any]) -> bool:
+    return all(has(fact, w) for w in item["must"])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -216,36 +143,63 @@ def bench_scale(
         return out
 
 
-def bench_facts(pairs: list[tuple[str, str, str]], learn: Any = None) -> dict[str, float]:
+def bench_facts(fact_set: dict[str, list[Any]], learn: Any = None) -> dict[str, float]:
     """Speak the statements (shuffled among chatter) in one conversation, then ask each question: is the
-    right fact among the 3 recalled? `learn(memory, text, message_id)` replaces Memory.learn (the model stage)."""
+    right fact, whole, among the 3 recalled? `learn(memory, text, message_id)` replaces Memory.learn (the model
+    stage). Also: how many stored facts are true and whole, how many were cut short, how many facts an
+    unrelated question recalls, and the time learning adds after a turn and recall before its first token."""
+    pairs, chatter, unrelated_qs = fact_set["pairs"], fact_set["chatter"], fact_set["unrelated"]
     with tempfile.TemporaryDirectory() as tmp:
         memory = Memory(Store(Path(tmp) / "memory.db"))
         cid = memory.store.new_conversation("facts")
-        lines = [p[0] for p in pairs] + CHATTER
+        lines = [p["said"] for p in pairs] + chatter
         random.Random(3).shuffle(lines)
+        memory.recall("warm-up", budget_tokens=10)  # a running app has the encoder loaded already
+        memory.remember("User's warm-up fact is here.")
+        memory.store.delete_fact(memory.store.facts()[0]["id"])
+        learn_ms: list[float] = []
         for line in lines:
             mid = memory.store.add_message(cid, "user", line)
+            t = time.perf_counter()
             if learn is None:
                 memory.learn(line, mid)
             else:
                 learn(memory, line, mid)
+            learn_ms.append((time.perf_counter() - t) * 1000)
         stored = [f["text"] for f in memory.store.facts()]
-        keys = [k for _, k, _ in pairs]
-        correct = [f for f in stored if any(k in normalized(f).split() or k in f.lower() for k in keys)]
+        true_whole = [f for f in stored if any(whole(f, p) for p in pairs)]
+        # Cut short: a fact that starts an expected one (its first must-word) but lost the rest.
+        cut = [f for f in stored if f not in true_whole and any(has(f, p["must"][0]) for p in pairs)]
+        kept = [p for p in pairs if any(whole(f, p) for f in stored)]
+        relative = [p for p in pairs if p.get("relative")]
+        dated = [p for p in relative if any(whole(f, p) and "(said on " in f for f in stored)]
         hits = 0
-        for _, key, question in pairs:
-            recalled = memory.recall(question, budget_tokens=10_000, limit=3)[:3]
-            hits += any(key in f.text.lower() for f in recalled)
-        unrelated = [memory.recall(q, budget_tokens=10_000, limit=3) for q in CHATTER + UNRELATED]
+        recall_ms: list[float] = []
+        memory.recall(pairs[0]["question"], budget_tokens=10_000, limit=3)  # loads the banks, as a running app has
+        for p in pairs:
+            t = time.perf_counter()
+            recalled = memory.recall(p["question"], budget_tokens=10_000, limit=3)[:3]
+            recall_ms.append((time.perf_counter() - t) * 1000)
+            hits += any(whole(f.text, p) for f in recalled)
+        unrelated = [memory.recall(q, budget_tokens=10_000, limit=3) for q in unrelated_qs]
         memory.close()
         return {
-            "unrelated_facts_per_question": sum(map(len, unrelated)) / len(unrelated),
             "pairs": len(pairs),
+            "chatter": len(chatter),
+            "unrelated_questions": len(unrelated_qs),
             "facts_stored": len(stored),
-            "facts_missed": len(pairs) - len({k for k in keys if any(k in f.lower() for f in stored)}),
-            "stored_precision": len(correct) / max(len(stored), 1),
+            "stored_rate": len(kept) / len(pairs),
+            "stored_precision": len(true_whole) / max(len(stored), 1),
+            "cut_short": len(cut),
+            "false_facts": len(stored) - len(true_whole) - len(cut),
+            "relative_dated": len(dated) / max(len(relative), 1),
+            "relative": len(relative),
             "recall_at_3": hits / len(pairs),
+            "unrelated_facts_per_question": sum(map(len, unrelated)) / max(len(unrelated), 1),
+            "learn_p50_ms": pct(learn_ms, 50),
+            "learn_p95_ms": pct(learn_ms, 95),
+            "recall_p50_ms": pct(recall_ms, 50),
+            "recall_p95_ms": pct(recall_ms, 95),
         }
 
 
@@ -254,13 +208,13 @@ def model_learner() -> Any:
     words), as bench/facts_model.py measures it: the stage homefire does not ship."""
     from facts_model import FIRST_PERSON, ModelStage, grounded
 
-    from homefire.memory.facts import _SENTENCES, extract
+    from homefire.memory.facts import extract, sentences
 
     stage = ModelStage(threads=1)
 
     def learn(memory: Memory, text: str, message_id: int) -> None:
         memory.learn(text, message_id)
-        for sentence in _SENTENCES.split(text):
+        for sentence in sentences(text):
             if sentence.strip() and not extract(sentence) and FIRST_PERSON.search(sentence):
                 fact = grounded(sentence, stage.rewrite(sentence.strip()))
                 if fact:
@@ -287,10 +241,11 @@ def main() -> None:
         if args.facts_only
         else bench_scale(args.messages, args.conversations, min(args.real_vectors, args.messages), args.passphrase)
     )
-    facts = {"dev": bench_facts(PAIRS), "heldout": bench_facts(HELDOUT_PAIRS)}
+    sets = {name: load_set(path) for name, path in FACT_SETS.items()}
+    facts = {name: bench_facts(fact_set) for name, fact_set in sets.items()}
     if args.model_extraction:
         learn = model_learner()
-        facts["dev_model"], facts["heldout_model"] = bench_facts(PAIRS, learn), bench_facts(HELDOUT_PAIRS, learn)
+        facts.update({f"{name}_model": bench_facts(fact_set, learn) for name, fact_set in sets.items()})
     if scale:
         keyed = " (encrypted, SQLCipher)" if args.passphrase else ""
         print(f"\nmemory at {scale['messages']:,} messages in {args.conversations:,} conversations{keyed}\n")
@@ -304,23 +259,34 @@ def main() -> None:
         print(f"| database size | {scale['db_mb']:.0f} MB |")
     else:
         print("\n| measure | value |\n|---|---|")
-    splits = [("dev", "development pairs"), ("heldout", "held-out pairs")]
-    if args.model_extraction:
-        splits += [
-            ("dev_model", "development pairs, rules + model"),
-            ("heldout_model", "held-out pairs, rules + model"),
-        ]
-    for split, name in splits:
-        f = facts[split]
-        print(
-            f"| facts, {name}: stored precision / recall@3 ({f['pairs']} pairs) | "
-            f"{f['stored_precision']:.2f} / {f['recall_at_3']:.2f} ({f['facts_missed']} never extracted) |"
-        )
-    unrelated = (facts["dev"]["unrelated_facts_per_question"], facts["heldout"]["unrelated_facts_per_question"])
+    names = list(facts)
     print(
-        "| facts recalled for an unrelated question (of 3 at most; dev / held-out) | "
-        f"{unrelated[0]:.1f} / {unrelated[1]:.1f} |"
+        "\n| facts (`--facts-only`) | "
+        + " | ".join(f"{FACT_SET_NAMES[n.removesuffix('_model')]}{' + model' * n.endswith('_model')}" for n in names)
+        + " | target |\n|---|"
+        + "---|" * (len(names) + 1)
     )
+    rows = [
+        ("statements", lambda f: f"{f['pairs']} (+{f['chatter']} chatter)", ""),
+        ("statements stored whole", lambda f: f"{f['stored_rate']:.2f}", "≥ 0.9"),
+        ("recall@3 (right fact, whole, among the 3 recalled)", lambda f: f"{f['recall_at_3']:.2f}", "≥ 0.9"),
+        ("stored precision (true and whole)", lambda f: f"{f['stored_precision']:.2f}", "≥ 0.95"),
+        ("stored facts cut short / not true", lambda f: f"{f['cut_short']} / {f['false_facts']}", "0 cut short"),
+        ("relative times kept with the day said", lambda f: f"{f['relative_dated']:.2f} of {f['relative']}", ""),
+        (
+            "facts recalled per unrelated question",
+            lambda f: f"{f['unrelated_facts_per_question']:.2f} ({f['unrelated_questions']} q.)",
+            "≤ 0.3",
+        ),
+        ("learning after a turn p50 / p95", lambda f: f"{f['learn_p50_ms']:.1f} / {f['learn_p95_ms']:.1f} ms", "≤ 20"),
+        (
+            "recall before the first token p50 / p95",
+            lambda f: f"{f['recall_p50_ms']:.1f} / {f['recall_p95_ms']:.1f} ms",
+            "≤ 10",
+        ),
+    ]
+    for label, cell, target in rows:
+        print(f"| {label} | " + " | ".join(cell(facts[n]) for n in names) + f" | {target} |")
     print(json.dumps({"scale": scale, "facts": facts}))
 
 
