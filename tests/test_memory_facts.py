@@ -12,7 +12,7 @@ import pytest
 from sqlite_utils import Database
 
 from homefire.memory import Memory, Store
-from homefire.memory.facts import extract, sentences, statement
+from homefire.memory.facts import explicit, extract, sentences, statement
 from homefire.memory.migrations import MIGRATIONS
 
 DATA = Path(__file__).parent / "data"
@@ -98,6 +98,13 @@ def test_a_relative_time_keeps_the_day_it_was_said() -> None:
     assert statement("Next month I'm having knee surgery.", said=DAY) == (
         "User is having knee surgery next month (said on 2 Dec 2026)."
     )
+    # Asked to remember, in words no rule knows: still dated.
+    assert explicit("remember that the boiler service is due next March", said=DAY) == (
+        "The boiler service is due next March (said on 2 Dec 2026)."
+    )
+    assert extract("Remember that the boiler service is due next March.", said=DAY) == [
+        "The boiler service is due next March (said on 2 Dec 2026)."
+    ]
     # An absolute date needs no day: it stays true.
     assert extract("We're getting married on 12 June 2027.", said=DAY) == [
         "User and family are getting married on 12 June 2027."

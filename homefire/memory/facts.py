@@ -387,14 +387,22 @@ def _free(text: str) -> str:
     return _finish(_third_person(text))
 
 
-def explicit(text: str) -> str:
+def _dated(fact: str, text: str, said: dt.date | None) -> str:
+    """`fact` with the day it was said when `text` speaks of a time relative to it (and it has no day yet)."""
+    if said is None or not _RELATIVE.search(text) or _SAID_RE.search(fact):
+        return fact
+    return fact[:-1] + said_on(said) + "."
+
+
+def explicit(text: str, said: dt.date | None = None) -> str:
     """What to keep from an explicit "/remember ..." or "remember that ...": a statement in the third person if
-    it is one, else the user's words as they are."""
+    it is one, else the user's words as they are; with today's date (or `said`) if its time is relative."""
+    said = said or dt.date.today()
     text = text.strip()
     if m := _REMEMBER.match(text):
         text = m["rest"]
     text = re.sub(r"^that\s+", "", text, flags=re.I)
-    return statement(text) or _free(text)
+    return _dated(statement(text, said) or _free(text), text, said)
 
 
 def extract(text: str, said: dt.date | None = None) -> list[str]:
@@ -407,7 +415,7 @@ def extract(text: str, said: dt.date | None = None) -> list[str]:
             rest = m["rest"].rstrip("?")
             if sentence.endswith("?"):  # "do you remember ...?" / "remember when ...?" ask, they don't tell
                 continue
-            found.append(statement(rest, said) or _free(re.sub(r"^that\s+", "", rest, flags=re.I)))
+            found.append(_dated(statement(rest, said) or _free(re.sub(r"^that\s+", "", rest, flags=re.I)), rest, said))
             continue
         fact = statement(sentence, said)
         if fact:
