@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__, config
-from .errors import HomefireError, PromptError, one_line
+from .errors import HomefireError, PromptError, one_line, storage_error
 
 
 def _progress_bar(label: str, unit: str = "MB") -> Callable[[int, int], None]:
@@ -370,6 +370,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (e.g. `| head`): not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # A file or folder that failed where no layer said so itself: still one line naming it, no traceback.
+        err = storage_error(exc, "a file or folder")
+        print(f"homefire: {one_line(str(err))}", file=sys.stderr)
+        return err.exit_code
 
 
 if __name__ == "__main__":

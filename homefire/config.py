@@ -14,28 +14,36 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, storage_error
 
 
 def data_dir() -> Path:
-    """The data dir, created 0700 if missing."""
+    """The data dir, created 0700 if missing. Any way it cannot be made or used is one StorageError line."""
     home = os.environ.get("HOMEFIRE_HOME")
     if home:
         path = Path(home).expanduser()
+        hint = "it comes from $HOMEFIRE_HOME"
     else:
         base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
         path = Path(base) / "homefire"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # A data dir made earlier, by hand or with a loose umask, is tightened: it holds the user's chats.
-    st = path.stat()
-    if st.st_mode & 0o077 and st.st_uid == os.getuid():
-        path.chmod(0o700)
+        hint = "or set HOMEFIRE_HOME to another folder"
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # A data dir made earlier, by hand or with a loose umask, is tightened: it holds the user's chats.
+        st = path.stat()
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            path.chmod(0o700)
+    except OSError as exc:
+        raise storage_error(exc, "the data folder", path, hint) from None
     return path
 
 
 def models_dir() -> Path:
     path = data_dir() / "models"
-    path.mkdir(mode=0o700, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, "the models folder", path) from None
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import unicodedata
 
 
@@ -65,3 +66,34 @@ class MemoryLocked(MemoryStoreError):
 
 class WrongPassphrase(MemoryLocked):
     """The passphrase given does not open the encrypted memory database (nothing was changed)."""
+
+
+class StorageError(HomefireError):
+    """A folder or file homefire keeps things in cannot be made, opened or written (not a directory,
+    permission, read-only, disk full, name too long)."""
+
+
+# What to do about each way a path can fail, in the user's words.
+_FIXES = {
+    errno.ENOTDIR: "part of that path is a file, not a folder: move the file or choose another path",
+    errno.EEXIST: "a file is in the way where a folder should be: move it or choose another path",
+    errno.EACCES: "permission denied: fix its permissions (chmod/chown) or choose a folder you own",
+    errno.EPERM: "not permitted: fix its permissions (chmod/chown) or choose a folder you own",
+    errno.EROFS: "the file system is read-only: choose a writable folder",
+    errno.ENOSPC: "the disk is full: free some space",
+    errno.EDQUOT: "your disk quota is used up: free some space",
+    errno.ENAMETOOLONG: "the path is too long: choose a shorter one",
+    errno.ELOOP: "the path has a symbolic link loop: fix the links or choose another path",
+    errno.EISDIR: "a folder is in the way where a file should be: move it or choose another path",
+}
+
+
+def storage_error(exc: OSError, what: str, path: object = None, hint: str = "") -> StorageError:
+    """One line for an OSError on `path`: which path, what went wrong, what to do.
+
+    `hint` is where the path came from (e.g. "set HOMEFIRE_HOME to another folder")."""
+    where = path if path is not None else exc.filename
+    fix = _FIXES.get(exc.errno or 0, "check the path and its permissions")
+    reason = exc.strerror or type(exc).__name__
+    subject = f"{what} {where}" if where is not None else what
+    return StorageError(f"cannot use {subject}: {reason}; {fix}" + (f" ({hint})" if hint else ""))
