@@ -8,10 +8,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, config
 from .errors import HomefireError, PromptError, one_line, storage_error
+
+if TYPE_CHECKING:
+    from .interrupt import CtrlC
 
 
 def _progress_bar(label: str, unit: str = "MB") -> Callable[[int, int], None]:
@@ -47,6 +50,13 @@ def _read_question(words: list[str]) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    from .interrupt import CtrlC
+
+    with CtrlC() as stop:
+        return _ask(args, stop)
+
+
+def _ask(args: argparse.Namespace, stop: CtrlC) -> int:
     from .assistant import Assistant, load_guard
 
     question = _read_question(args.question)
@@ -66,11 +76,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         assistant.attach(args.cartridge)
     pieces: list[str] = []
     try:
-        for piece in assistant.turn(question):
-            pieces.append(piece)
-            if not args.json:
-                sys.stdout.write(piece)
-                sys.stdout.flush()
+        with stop.answering() as cancel:  # Ctrl-C stops the answer at the next token
+            for piece in assistant.turn(question, cancel):
+                pieces.append(piece)
+                if not args.json:
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+        stop.check()
     except KeyboardInterrupt:
         if not args.json:
             sys.stdout.write("\n")
