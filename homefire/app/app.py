@@ -40,6 +40,9 @@ from .widgets import ChatMessage, PromptArea, Sidebar, Status, StatusLine
 if TYPE_CHECKING:  # the model's stack (numpy, llama.cpp) is imported by the loading worker, not before the first screen
     from ..assistant import Assistant
 
+# Cores kept for the event loop: with every core in llama.cpp's hands it starved (measured: 200 ms
+# stalls, and 60x slower answers on a busy machine, before the short spin of homefire/omp.py).
+UI_CORES = 1
 GREETING = "Welcome to homefire. Everything you type stays on this device."
 HINT = "F1 help · Ctrl+P all commands · Ctrl+B chats · Enter sends, Ctrl+J new line"
 NARROW = 70  # below this many columns the chat list hides unless asked for
@@ -154,13 +157,8 @@ class HomefireApp(App[None]):
         self.incognito = incognito
         self.model_spec = model if model is not None else config.model
         self.n_ctx = n_ctx or config.n_ctx
+        # None: the engine chooses and adapts (engine/threads.py), keeping UI_CORES for the event loop.
         self.n_threads = n_threads if n_threads is not None else config.threads
-        if self.n_threads is None:
-            # One core is left to the UI: llama.cpp's threads spin while they work, and with every core
-            # taken the event loop starves (measured: 200 ms stalls, and 60x slower answers on a busy machine).
-            from ..engine.engine import default_threads
-
-            self.n_threads = max(1, default_threads() - 1)
         self.guard_level = guard or config.guard
         if assistant is not None:
             self.guard_level = assistant.guard.strictness if assistant.guard else "off"
@@ -301,7 +299,7 @@ class HomefireApp(App[None]):
             self.post_message(self.MemoryOpened(memory))
         try:
             guard = load_guard(self.guard_level)
-            engine = Engine(self.model_spec, n_ctx=self.n_ctx, n_threads=self.n_threads)
+            engine = Engine(self.model_spec, n_ctx=self.n_ctx, n_threads=self.n_threads, reserve_cores=UI_CORES)
         except HomefireError as exc:
             self.post_message(self.Loaded(None, str(exc)))
             return
@@ -862,7 +860,7 @@ class HomefireApp(App[None]):
 
         assert self.assistant is not None
         try:
-            engine = Engine(name, n_ctx=n_ctx, n_threads=n_threads)
+            engine = Engine(name, n_ctx=n_ctx, n_threads=n_threads, reserve_cores=UI_CORES)
         except HomefireError as exc:
             self.post_message(self.Done(error=f"{exc} — still on {self.model_name}"))
             return

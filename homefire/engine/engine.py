@@ -26,6 +26,7 @@ from ..errors import Cancelled, ModelError, PromptError
 from ..models import store
 from ..models.gguf import read_gguf
 from .template import ChatTemplate
+from .threads import ThreadTuner, choose_threads
 
 Message = dict[str, Any]
 Progress = Callable[[int, int], None]
@@ -75,13 +76,6 @@ class TurnStats:
         return asdict(self)
 
 
-def default_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 class Engine:
     """One loaded model with one context. Not thread-safe: one answer at a time (a lock enforces it)."""
 
@@ -93,7 +87,10 @@ class Engine:
         n_batch: int = 512,
         verify: bool = True,
         kv_type: str = "f16",
+        reserve_cores: int = 0,
     ):
+        """n_threads None: chosen from the free cores (less `reserve_cores`, kept for a UI) and adapted
+        during each answer (engine/threads.py); a number is used as given."""
         if not isinstance(model, store.Model):
             model = store.resolve(str(model) if model is not None else None)
         self.model = model
@@ -101,7 +98,15 @@ class Engine:
         if verify and model.sha256:
             store.verify(model)
         self.info = info
-        self.n_threads = n_threads or default_threads()
+        choice = choose_threads(n_threads, reserve_cores)
+        self.n_threads = choice.start  # the count the next decode step uses
+        # One tuner for single-token decode steps, one for prompt batches: they differ in how much
+        # work there is between barriers, so the best count can differ too.
+        self._tuners = (
+            (ThreadTuner(choice.most, choice.start), ThreadTuner(choice.most, choice.start))
+            if choice.adaptive
+            else None
+        )
         _init_backend()
         mparams = L.llama_model_default_params()
         self._model = L.llama_model_load_from_file(str(model.path).encode(), mparams)
@@ -115,7 +120,8 @@ class Engine:
         cparams.n_ctx = min(n_ctx, train_ctx) if train_ctx > 0 else n_ctx
         cparams.n_batch = cparams.n_ubatch = min(n_batch, cparams.n_ctx)
         cparams.n_seq_max = 1
-        cparams.n_threads = cparams.n_threads_batch = self.n_threads
+        cparams.n_threads = cparams.n_threads_batch = choice.start
+        self._threads_set = (choice.start, choice.start)  # (decode, batch) as llama.cpp has them
         if kv_type not in KV_TYPES:
             raise ModelError(f"unknown KV cache type '{kv_type}': use one of {', '.join(KV_TYPES)}")
         self.kv_type = kv_type
@@ -264,7 +270,9 @@ class Engine:
                 b.logits[i] = 0
             b.logits[len(chunk) - 1] = 1
             self._dirty = True
+            started = time.perf_counter()
             rc = L.llama_decode(self._ctx, b)
+            self._tune(len(chunk), time.perf_counter() - started)
             if rc != 0:
                 self.reset()
                 raise ModelError(f"llama.cpp failed to evaluate the prompt (code {rc}): try a shorter conversation")
@@ -272,6 +280,22 @@ class Engine:
             self._dirty = False
             if progress is not None:
                 progress(start + len(chunk), len(tokens))
+
+    def _tune(self, n_tokens: int, seconds: float) -> None:
+        """Let the tuners see one decode step, and give llama.cpp the thread counts they choose."""
+        if self._tuners is None:
+            return
+        decode, batch = self._tuners
+        if n_tokens == 1:
+            decode.record(seconds)
+        elif n_tokens == self.n_batch:  # only full batches compare: time per token depends on the size
+            batch.record(seconds / n_tokens)
+        if not batch.estimate:
+            batch.current = decode.current  # until long prompts have been timed, what decoding found
+        if (decode.current, batch.current) != self._threads_set:
+            L.llama_set_n_threads(self._ctx, decode.current, batch.current)
+            self._threads_set = (decode.current, batch.current)
+        self.n_threads = decode.current
 
     def reset(self) -> None:
         """Forget the KV cache."""
