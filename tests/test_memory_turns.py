@@ -56,7 +56,6 @@ def test_answer_is_written_while_it_streams_and_a_stop_is_kept_incomplete(  # ty
     cancel = threading.Event()
     seen: list[tuple[int, str, int]] = []
     pieces: list[str] = []
-    started = time.monotonic()
     for piece in bot.turn("Write a long story about a dragon who learns to bake bread.", cancel):
         pieces.append(piece)
         rows = reader.execute("select role, text, complete from messages order by id").fetchall()
@@ -64,7 +63,8 @@ def test_answer_is_written_while_it_streams_and_a_stop_is_kept_incomplete(  # ty
         assert rows[0] == ("user", "Write a long story about a dragon who learns to bake bread.", 1)
         assert len(rows) == 2 and rows[1][0] == "assistant" and rows[1][2] == 0
         seen.append((len(pieces), rows[1][1], rows[1][2]))
-        if time.monotonic() - started > 1.2:
+        # Stop once a few updates were seen, however fast the machine is (not after a fixed time).
+        if len({t for _, t, _ in seen if t}) >= 3:
             cancel.set()
     text = "".join(pieces)
     # Updates came while streaming (a growing prefix), not only at the end.
@@ -124,9 +124,14 @@ def test_sigkill_mid_answer_keeps_the_partial_answer(homefire_home: Path) -> Non
     assert proc.stdout is not None
     printed = proc.stdout.read1(4096)  # type: ignore[attr-defined]
     assert printed, proc.stderr.read() if proc.stderr else ""
-    deadline = time.monotonic() + 1.0  # several 250 ms updates
-    while time.monotonic() < deadline:
+    # Read on until a good part of the answer is on disk (several 250 ms updates), however slow the machine.
+    db = sqlite3.connect(f"file:{homefire_home / 'memory.db'}?mode=ro", uri=True)
+    deadline = time.monotonic() + 120
+    saved = "select coalesce(max(length(text)), 0) from messages where role = 'assistant'"
+    while db.execute(saved).fetchone()[0] <= 20:
+        assert time.monotonic() < deadline and proc.poll() is None, "the answer was not saved while streaming"
         printed += proc.stdout.read1(4096)  # type: ignore[attr-defined]
+    db.close()
     proc.send_signal(signal.SIGKILL)
     printed += proc.stdout.read()
     proc.wait(timeout=10)
