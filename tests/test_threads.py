@@ -31,12 +31,24 @@ def test_cgroup_v1_quota(tmp_path: Path) -> None:
     assert quota_cores(tmp_path, "4:cpu,cpuacct:/docker/abc\n") is None
 
 
-def test_busy_cores_reads_the_least_of_its_samples(tmp_path: Path) -> None:
-    stat = tmp_path / "stat"
-    stat.write_text("cpu  1 2 3\nprocs_running 3\nprocs_blocked 0\n")
-    assert busy_cores(samples=2, interval_s=0, stat=stat) == 2  # two others besides the reader
-    stat.write_text("procs_running 1\n")
-    assert busy_cores(samples=1, stat=stat) == 0
+def fake_task(proc: Path, pid: int, tid: int, state: str, nice: int) -> None:
+    folder = proc / str(pid) / "task" / str(tid)
+    folder.mkdir(parents=True)
+    # pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime
+    # cstime priority nice ...; a command name with a space and a parenthesis, as real ones can have.
+    rest = " ".join(["1"] * 14 + [str(20 + nice), str(nice), "1"])
+    (folder / "stat").write_text(f"{tid} (a (b) c) {state} {rest}\n")
+
+
+def test_busy_cores_counts_running_threads_of_others_below_nice_10(tmp_path: Path) -> None:
+    (tmp_path / "self").mkdir()
+    fake_task(tmp_path, 10, 10, "R", 0)  # a busy loop
+    fake_task(tmp_path, 11, 11, "R", 0)  # an OpenMP job: two running threads
+    fake_task(tmp_path, 11, 12, "R", -5)
+    fake_task(tmp_path, 12, 12, "S", 0)  # asleep
+    fake_task(tmp_path, 13, 13, "R", 19)  # a niced batch job: it gets a small share, ours the rest
+    fake_task(tmp_path, os.getpid(), os.getpid(), "R", 0)  # ourselves
+    assert busy_cores(samples=2, interval_s=0, proc=tmp_path) == 3
 
 
 def test_busy_cores_sees_a_real_busy_loop() -> None:

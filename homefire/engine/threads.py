@@ -67,22 +67,36 @@ def quota_cores(root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> int
     return None
 
 
-def busy_cores(samples: int = 3, interval_s: float = 0.01, stat: Path = Path("/proc/stat")) -> int:
-    """Threads of other programs running right now (the kernel's procs_running, less this one).
+def _running_others(proc: Path, me: int) -> int:
+    """Threads of other processes that are running (state R) at normal or raised priority.
 
-    The least of a few samples: a program that only woke up for a moment is not a hog."""
+    Threads at nice 10 or more are left out: the kernel gives them a small share next to ours, and
+    measured here two llama.cpp threads still beat one beside a busy loop at nice 10 or 19."""
+    count = 0
+    for task in proc.glob("[0-9]*/task/*/stat"):
+        if task.parts[-4] == str(me):
+            continue
+        try:
+            fields = task.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it ended while we looked
+        # After the command name: state is the first field, nice the 17th (proc(5): fields 3 and 19).
+        if len(fields) > 16 and fields[0] == "R" and int(fields[16]) < 10:
+            count += 1
+    return count
+
+
+def busy_cores(samples: int = 2, interval_s: float = 0.02, proc: Path = Path("/proc")) -> int:
+    """How many cores other programs are using right now: the least of a few looks, so a program
+    that only woke up for a moment is not counted as a hog."""
+    if not (proc / "self").exists():
+        return 0  # not Linux: the tuner finds out during the answer instead
     seen = []
     for i in range(samples):
-        try:
-            for line in stat.read_text().splitlines():
-                if line.startswith("procs_running "):
-                    seen.append(int(line.split()[1]) - 1)  # the reader itself is running
-                    break
-        except (OSError, ValueError):
-            return 0
+        seen.append(_running_others(proc, os.getpid()))
         if i + 1 < samples:
             time.sleep(interval_s)
-    return max(0, min(seen)) if seen else 0
+    return min(seen)
 
 
 @dataclass(frozen=True)
@@ -113,32 +127,35 @@ def choose_threads(requested: int | None = None, reserve: int = 0) -> ThreadChoi
 class ThreadTuner:
     """Picks the thread count step by step from measured speed (seconds per token).
 
-    It keeps an estimate per count, mostly uses the fastest, and now and then tries a neighbour
-    (one thread fewer or more) for a few steps. A try that is clearly slower is cut short after one
-    step, and trying again waits twice as long each time it loses, so on a steady machine the cost
-    is a few percent. When the current count suddenly gets slower (a hog started), it looks again
-    at once.
+    It keeps an estimate per count, uses the fastest, and now and then tries a neighbour (one thread
+    fewer or more) for a few steps. Tries are spaced in time, not in steps: a try that loses waits
+    twice as long before the next, and at least `budget` times what it cost, so on a steady machine
+    looking around costs a few percent even when the other count is very slow (a spinning count next
+    to a busy program can be 10x slower); a clear loss is cut short after one step. When the current
+    count gets much slower and stays so (a hog started), it looks again at once.
     """
 
     most: int
     current: int
     probe_steps: int = 3  # steps a neighbour is timed for
-    first_gap: int = 12  # steps between tries, doubled each time a try loses
-    max_gap: int = 384
+    first_gap_s: float = 0.25  # decoding time between tries, doubled each time a try loses
+    max_gap_s: float = 8.0
+    budget: float = 30.0  # wait at least this many times what the last losing try cost
     alpha: float = 0.3  # weight of the newest step in an estimate
     estimate: dict[int, float] = field(default_factory=dict)
-    _gap: int = 0
-    _since_probe: int = 0
-    _probe_left: int = 0
-    _home: int = 0  # the count to return to after a try
-    _slow_streak: int = 0
-    _skip: int = 0  # steps not measured after a change (the thread pool settles)
     switches: int = 0
+    _gap_s: float = 0.0
+    _since_s: float = 0.0  # decoding time since the last try
+    _probe_left: int = 0
+    _probe_cost_s: float = 0.0  # time the current try took beyond what home would have
+    _home: int = 0  # the count to return to after a try
+    _slow: int = 0  # steps in a row much slower than the estimate before them
+    _before_slow: float = 0.0
 
     def __post_init__(self) -> None:
         self.most = max(1, self.most)
         self.current = min(max(1, self.current), self.most)
-        self._gap = self.first_gap
+        self._gap_s = self.first_gap_s
         self._home = self.current
 
     def _best(self) -> int:
@@ -148,7 +165,6 @@ class ThreadTuner:
         if n != self.current:
             self.current = n
             self.switches += 1
-            self._skip = 1
 
     def _try_neighbour(self) -> None:
         home = self.current
@@ -157,16 +173,22 @@ class ThreadTuner:
             return
         # The neighbour measured longest ago (or never) is the one worth looking at.
         options.sort(key=lambda n: n in self.estimate)
-        self._home, self._probe_left, self._since_probe = home, self.probe_steps, 0
+        self._home, self._probe_left, self._since_s, self._probe_cost_s = home, self.probe_steps, 0.0, 0.0
         self.estimate.pop(options[0], None)  # measured afresh: the machine may have changed
         self._set(options[0])
+
+    def _end_try(self, lost: bool) -> None:
+        self._probe_left = 0
+        if lost:
+            self._gap_s = min(self.max_gap_s, max(self._gap_s * 2, self.budget * self._probe_cost_s))
+            self._set(self._home)
+        else:
+            self._gap_s = self.first_gap_s  # things changed: keep looking around
+            self._set(self._best())
 
     def record(self, seconds: float) -> int:
         """Account one step's time per token; returns the thread count for the next step."""
         if self.most <= 1 or seconds <= 0:
-            return self.current
-        if self._skip:
-            self._skip -= 1
             return self.current
         n = self.current
         old = self.estimate.get(n)
@@ -174,23 +196,24 @@ class ThreadTuner:
         if self._probe_left:
             home = self.estimate.get(self._home)
             self._probe_left -= 1
-            lost_now = home is not None and seconds > 2 * home  # a clear loss: one step is enough
-            if self._probe_left == 0 or lost_now:
-                self._probe_left = 0
-                best = self._best() if not lost_now else self._home
-                if best == self._home:
-                    self._gap = min(self.max_gap, self._gap * 2)
-                else:
-                    self._gap = self.first_gap  # things changed: keep looking around
-                self._set(best)
+            if home is not None:
+                self._probe_cost_s += max(0.0, seconds - home)
+            if home is not None and seconds > 2 * home:
+                self._end_try(lost=True)  # a clear loss: one step is enough
+            elif self._probe_left == 0:
+                self._end_try(lost=self._best() == self._home)
             return self.current
-        self._since_probe += 1
-        # The current count got much slower than it was: something else started. Look now.
-        self._slow_streak = self._slow_streak + 1 if old is not None and seconds > 1.5 * old else 0
-        if self._slow_streak >= 3:
-            self._slow_streak = 0
-            self._gap = self.first_gap
+        self._since_s += seconds
+        # Much slower than before, several steps in a row: something else started. Look now.
+        if old is not None and seconds > 1.8 * (self._before_slow if self._slow else old):
+            if not self._slow:
+                self._before_slow = old
+            self._slow += 1
+        else:
+            self._slow = 0
+        if self._slow >= 4:
+            self._slow = 0
             self._try_neighbour()
-        elif self._since_probe >= self._gap:
+        elif self._since_s >= self._gap_s:
             self._try_neighbour()
         return self.current
