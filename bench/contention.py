@@ -9,7 +9,8 @@ killed when the cell ends, and each also stops by itself after a deadline.
 
 The fixed settings are threads 1..N x {spin (libgomp's default wait), passive}; "homefire" is what
 a user gets with no options: homefire/omp.py's short spin and engine/threads.py's choice, adapting
-during the answer. Ratios are against the best fixed setting for the same condition, in this run.
+during the answer. Each cell runs --repeat times (settings interleaved, the best run counts, for every
+setting alike); ratios are against the best fixed setting for the same condition, in this run.
 Prints a table and one JSON line. Run it alone: `flock /tmp/homefire-heavy.lock make bench-contention`.
 """
 
