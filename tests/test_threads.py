@@ -128,3 +128,25 @@ def test_the_wait_policy_is_set_before_llama_cpp_loads() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == [SPINCOUNT, "True"]
+
+
+def test_the_engine_tries_other_counts_mid_answer_and_llama_cpp_follows() -> None:
+    """Wiring, not speed: during a real answer the tuner tries a neighbour, and llama.cpp runs the count
+    the tuner chose (bench/contention.py measures what that does on a busy machine)."""
+    import llama_cpp as L
+
+    from homefire.config import GenerationSettings
+    from homefire.engine import Engine
+
+    engine = Engine(n_ctx=1024, n_threads=None)
+    try:
+        assert engine._tuners is not None or len(os.sched_getaffinity(0)) == 1
+        if engine._tuners is None:
+            return
+        decode, _ = engine._tuners
+        settings = GenerationSettings(temperature=0.0, max_tokens=300, seed=1)
+        engine.generate([{"role": "user", "content": "Write a very long story about a dragon."}], settings)
+        assert decode.switches >= 1 and len(decode.estimate) >= 2  # it timed more than one count
+        assert L.llama_n_threads(engine._ctx) == decode.current == engine.n_threads
+    finally:
+        engine.close()
