@@ -144,9 +144,20 @@ def test_the_engine_tries_other_counts_mid_answer_and_llama_cpp_follows() -> Non
         if engine._tuners is None:
             return
         decode, _ = engine._tuners
+        decode.room = None  # try both ways whatever else runs now (a busy machine would stop it going up)
         settings = GenerationSettings(temperature=0.0, max_tokens=300, seed=1)
         engine.generate([{"role": "user", "content": "Write a very long story about a dragon."}], settings)
         assert decode.switches >= 1 and len(decode.estimate) >= 2  # it timed more than one count
         assert L.llama_n_threads(engine._ctx) == decode.current == engine.n_threads
     finally:
         engine.close()
+
+
+def test_tuner_takes_no_core_another_program_is_using() -> None:
+    """Two homefires at one thread each: trying a second thread would win time from the other, and the
+    other would answer in kind; with no free core the tuner does not try."""
+    free = [1]
+    tuner = ThreadTuner(most=2, current=1, room=lambda: free[0])
+    assert 2 not in feed(tuner, {1: 0.016, 2: 0.012}, 600)
+    free[0] = 2  # the other one finished
+    assert feed(tuner, {1: 0.016, 2: 0.010}, 1200)[-1] == 2

@@ -102,11 +102,12 @@ class Engine:
         self.n_threads = choice.start  # the count the next decode step uses
         # One tuner for single-token decode steps, one for prompt batches: they differ in how much
         # work there is between barriers, so the best count can differ too.
-        self._tuners = (
-            (ThreadTuner(choice.most, choice.start), ThreadTuner(choice.most, choice.start))
-            if choice.adaptive
-            else None
-        )
+        self._tuners: tuple[ThreadTuner, ThreadTuner] | None = None
+        if choice.adaptive:
+            self._tuners = (
+                ThreadTuner(choice.most, choice.start, room=choice.room),
+                ThreadTuner(choice.most, choice.start, room=choice.room),
+            )
         _init_backend()
         mparams = L.llama_model_default_params()
         self._model = L.llama_model_load_from_file(str(model.path).encode(), mparams)

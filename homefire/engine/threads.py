@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +107,11 @@ class ThreadChoice:
     start: int
     most: int
     adaptive: bool
+    cores: int = 1  # usable cores before the UI reserve
+
+    def room(self) -> int:
+        """Threads that could run now without taking a core another program is using."""
+        return min(self.most, self.cores - busy_cores(samples=1))
 
 
 def choose_threads(requested: int | None = None, reserve: int = 0) -> ThreadChoice:
@@ -113,14 +119,14 @@ def choose_threads(requested: int | None = None, reserve: int = 0) -> ThreadChoi
     otherwise: usable cores (affinity, cgroup quota) less `reserve` (cores kept for a UI), starting
     below that when other programs are running now, and adapting during each answer."""
     if requested is not None:
-        return ThreadChoice(max(1, requested), max(1, requested), adaptive=False)
+        return ThreadChoice(max(1, requested), max(1, requested), adaptive=False, cores=max(1, requested))
     cores = affinity_cores()
     quota = quota_cores()
     if quota is not None:
         cores = min(cores, quota)
     most = max(1, cores - max(0, reserve))
     start = max(1, min(most, cores - busy_cores()))
-    return ThreadChoice(start, most, adaptive=most > 1)
+    return ThreadChoice(start, most, adaptive=most > 1, cores=cores)
 
 
 @dataclass
@@ -133,6 +139,10 @@ class ThreadTuner:
     looking around costs a few percent even when the other count is very slow (a spinning count next
     to a busy program can be 10x slower); a clear loss is cut short after one step. When the current
     count gets much slower and stays so (a hog started), it looks again at once.
+
+    It tries one more thread only when `room()` says a core is free: otherwise the extra thread would
+    win its time from another program, and two homefires answering at once would each take the
+    other's core in turn until both spin (measured: 100 tok/s together instead of 130).
     """
 
     most: int
@@ -142,6 +152,7 @@ class ThreadTuner:
     max_gap_s: float = 8.0
     budget: float = 30.0  # wait at least this many times what the last losing try cost
     alpha: float = 0.3  # weight of the newest step in an estimate
+    room: Callable[[], int] | None = None  # threads that fit beside other programs now
     estimate: dict[int, float] = field(default_factory=dict)
     switches: int = 0
     _gap_s: float = 0.0
@@ -169,7 +180,11 @@ class ThreadTuner:
     def _try_neighbour(self) -> None:
         home = self.current
         options = [n for n in (home - 1, home + 1) if 1 <= n <= self.most]
+        if home + 1 in options and self.room is not None and self.room() < home + 1:
+            options.remove(home + 1)  # no free core: more threads would only take someone else's
         if not options:
+            self._since_s = 0.0
+            self._gap_s = min(self.max_gap_s, self._gap_s * 2)  # look again later, less often
             return
         # The neighbour measured longest ago (or never) is the one worth looking at.
         options.sort(key=lambda n: n in self.estimate)
