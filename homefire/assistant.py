@@ -15,6 +15,7 @@ from .config import DEFAULT_SYSTEM_PROMPT, GenerationSettings
 from .engine import Engine, Message, TurnStats
 from .engine import cartridge as cartridges
 from .errors import GuardError, MemoryStoreError, PromptError
+from .malloc import give_back_freed_memory
 
 if TYPE_CHECKING:
     from .guard import Guard, Verdict
@@ -284,3 +285,4 @@ class Assistant:
             # After the answer, not before: facts and vectors never delay the first token.
             self.memory.learn(text, user_id)
             self.memory.index()
+        give_back_freed_memory()  # the encoders' temporary buffers, kept by malloc otherwise (~75 MB)
