@@ -161,3 +161,12 @@ def test_tuner_takes_no_core_another_program_is_using() -> None:
     assert 2 not in feed(tuner, {1: 0.016, 2: 0.012}, 600)
     free[0] = 2  # the other one finished
     assert feed(tuner, {1: 0.016, 2: 0.010}, 1200)[-1] == 2
+
+
+def test_tuner_gives_a_core_back_to_another_program_unless_it_gains_much() -> None:
+    """Started on two threads beside another homefire on one: unless two are 1.5x faster, it drops to one
+    (keeping two would win a little for itself and cost the other more)."""
+    tuner = ThreadTuner(most=2, current=2, room=lambda: 1)
+    assert feed(tuner, {1: 0.016, 2: 0.013}, 400)[-1] == 1
+    tuner = ThreadTuner(most=2, current=2, room=lambda: 1)
+    assert feed(tuner, {1: 0.030, 2: 0.012}, 400)[-1] == 2  # much faster: a niced or brief neighbour

@@ -153,6 +153,7 @@ class ThreadTuner:
     budget: float = 30.0  # wait at least this many times what the last losing try cost
     alpha: float = 0.3  # weight of the newest step in an estimate
     room: Callable[[], int] | None = None  # threads that fit beside other programs now
+    yield_unless: float = 1.5  # with no free core, keep the extra thread only if it is this much faster
     estimate: dict[int, float] = field(default_factory=dict)
     switches: int = 0
     _gap_s: float = 0.0
@@ -192,6 +193,14 @@ class ThreadTuner:
         self.estimate.pop(options[0], None)  # measured afresh: the machine may have changed
         self._set(options[0])
 
+    def _should_yield(self) -> bool:
+        """After trying one thread fewer: give the core back if another program is using it, unless ours
+        is much faster with it (two homefires that each keep two threads both lose)."""
+        fewer = self.current
+        if self.room is None or fewer >= self._home or self.room() >= self._home:
+            return False
+        return self.estimate[self._home] * self.yield_unless > self.estimate[fewer]
+
     def _end_try(self, lost: bool) -> None:
         self._probe_left = 0
         if lost:
@@ -216,7 +225,10 @@ class ThreadTuner:
             if home is not None and seconds > 2 * home:
                 self._end_try(lost=True)  # a clear loss: one step is enough
             elif self._probe_left == 0:
-                self._end_try(lost=self._best() == self._home)
+                if self._should_yield():
+                    self._probe_left, self._gap_s = 0, self.first_gap_s  # stay on fewer threads
+                else:
+                    self._end_try(lost=self._best() == self._home)
             return self.current
         self._since_s += seconds
         # Much slower than before, several steps in a row: something else started. Look now.
