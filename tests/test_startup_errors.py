@@ -112,5 +112,4 @@ def test_memory_on_a_read_only_data_dir(tmp_path: Path) -> None:
     mnt.mkdir()
     # The data dir itself exists (the mount) and is 0700, so only writing into it fails.
     out = run(mnt, *ASK, prefix=on_tmpfs(mnt, "ro,mode=0700"))
-    # What to do is memory's to say (memory/store.py): here, which file and why.
-    assert_one_line_error(out, 1, "memory", str(mnt / "memory.db"), "Read-only file system")
+    assert_one_line_error(out, 1, "memory", str(mnt), "Read-only file system", "--incognito")
