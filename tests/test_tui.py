@@ -408,7 +408,7 @@ async def test_command_palette_runs_every_listed_action_and_help_lists_every_key
 
 async def test_model_cartridge_theme_and_quit_by_slash_commands(engine: Engine, tmp_path: Path) -> None:
     from homefire.engine import cartridge as C
-    from homefire.engine.engine import default_threads
+    from homefire.engine.threads import choose_threads
 
     note = tmp_path / "note.md"
     note.write_text("The wifi password is kettle-42.\n")
@@ -438,7 +438,9 @@ async def test_model_cartridge_theme_and_quit_by_slash_commands(engine: Engine, 
             await wait_for(pilot, lambda: not app.switching and assistant.engine is not engine, 120)
             # A new engine, given all cores but one (the UI keeps one), and without the cartridge of the old one.
             assert assistant.engine.model.name == "smollm2-135m"
-            assert assistant.engine.n_threads == max(1, default_threads() - 1)
+            new = assistant.engine
+            assert new.max_threads == choose_threads(None, reserve=1).most  # all usable cores but one
+            assert 1 <= new.n_threads <= new.max_threads
             assert assistant.cartridges == [] and "cartridge wifi" not in status(app)
             await send(pilot, "What is the capital of France?")
             await answered(pilot, 2)
@@ -459,7 +461,7 @@ async def test_the_app_freezes_what_it_loaded_and_leaves_a_core_to_the_ui(monkey
     import threading
 
     import homefire.engine
-    from homefire.engine.engine import default_threads
+    from homefire.engine.threads import choose_threads
 
     go = threading.Event()  # the model loads only when the test says so
 
@@ -477,7 +479,10 @@ async def test_the_app_freezes_what_it_loaded_and_leaves_a_core_to_the_ui(monkey
         go.set()
         await wait_for(pilot, lambda: app.ready, 120)
         assert gc.get_freeze_count() > 0
-        assert app.assistant is not None and app.assistant.engine.n_threads == max(1, default_threads() - 1)
+        assert app.assistant is not None
+        loaded = app.assistant.engine
+        assert loaded.max_threads == choose_threads(None, reserve=1).most  # all usable cores but one
+        assert 1 <= loaded.n_threads <= loaded.max_threads
         app.assistant.engine.close()
 
 

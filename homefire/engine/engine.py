@@ -100,6 +100,7 @@ class Engine:
         self.info = info
         choice = choose_threads(n_threads, reserve_cores)
         self.n_threads = choice.start  # the count the next decode step uses
+        self.max_threads = choice.most  # the most it may adapt up to (all usable cores less the reserve)
         # One tuner for single-token decode steps, one for prompt batches: they differ in how much
         # work there is between barriers, so the best count can differ too.
         self._tuners: tuple[ThreadTuner, ThreadTuner] | None = None
