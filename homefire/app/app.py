@@ -214,6 +214,15 @@ class HomefireApp(App[None]):
             self._fill_sidebar()
             self._settle()
 
+    exit_promptly = False  # set by run_app: this app is the whole process, and nothing may outlive it
+
+    def on_unmount(self) -> None:
+        self._cancel.set()  # an answer still streaming stops at its next token
+        if self.exit_promptly:
+            from .lifetime import exit_within
+
+            exit_within()
+
     def on_resize(self, event: Any) -> None:
         self._layout(event.size.width)
 
@@ -953,4 +962,6 @@ def run_app(
     guard: str | None = None,
     incognito: bool = False,
 ) -> None:
-    HomefireApp(model=model, n_ctx=n_ctx, n_threads=n_threads, guard=guard, incognito=incognito).run()
+    app = HomefireApp(model=model, n_ctx=n_ctx, n_threads=n_threads, guard=guard, incognito=incognito)
+    app.exit_promptly = True
+    app.run()

@@ -5,7 +5,7 @@ default page fetches a web font from an outside host. Access: bound to loopback,
 Origin headers must name this machine (no DNS rebinding, no other site driving the chat);
 bound to any other address, every request (page, files, websocket) needs the access token,
 given once as ?token= (then kept in a same-site, HTTP-only cookie) or as a Bearer header.
-Each browser session runs its own `homefire chat` process.
+Each browser session runs its own `homefire chat` process (sessions.py: none outlives its page or the server).
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ class WebServer:
 
         self.token = check_bind(host, token)
         self.host, self.port, self.max_sessions = host, port, max_sessions
-        self.sessions = 0
+        self.live: set[Any] = set()  # ChatProcess: a slot is free once its process is gone, not when its page is
+        self.closing = False  # the server is stopping: no new chat starts
         static = Path(find_spec("textual_serve").origin or "").parent / "static"  # type: ignore[union-attr]
         self.relay = Server(chat_command(chat_args), host=host, port=port, title="homefire", statics_path=static)
         self.static = static
@@ -175,18 +176,49 @@ class WebServer:
             },
         )
 
-    async def websocket(self, request: Any) -> Any:
-        from aiohttp import web
+    @property
+    def sessions(self) -> int:
+        return len(self.live)
 
-        if self.sessions >= self.max_sessions:
+    async def websocket(self, request: Any) -> Any:
+        """textual-serve's session handler, with our ChatProcess and a limit counted in live processes."""
+        from aiohttp import web
+        from textual_serve.server import to_int
+
+        from .sessions import ChatProcess
+
+        if self.closing:
+            raise web.HTTPServiceUnavailable(text="homefire: the server is stopping\n")
+        if len(self.live) >= self.max_sessions:
             raise web.HTTPServiceUnavailable(
                 text=f"homefire: {self.max_sessions} chats are open already (each loads the model): close one\n"
             )
-        self.sessions += 1
+        ws = web.WebSocketResponse(heartbeat=15)
+        chat = ChatProcess(
+            self.relay.command,
+            write_bytes=ws.send_bytes,
+            write_str=ws.send_str,
+            close=ws.close,
+            download_manager=self.relay.download_manager,
+        )
+        self.live.add(chat)  # before the first await: two pages at once cannot both take the last slot
         try:
-            return await self.relay.handle_websocket(request)
+            await ws.prepare(request)
+            width, height = to_int(request.query.get("width", "80"), 80), to_int(request.query.get("height", "24"), 24)
+            await chat.start(width, height)
+            await self.relay._process_messages(ws, chat)  # the relay's browser protocol, unchanged
+        except (ConnectionError, ValueError, LookupError, TypeError, AssertionError):
+            pass  # the page went, or sent something that is not the protocol: either way this session ends
         finally:
-            self.sessions -= 1
+            try:
+                await chat.stop()
+            finally:
+                self.live.discard(chat)
+        return ws
+
+    async def stop_sessions(self) -> None:
+        """Every chat asked to quit, then terminated, then killed; returns when none is left."""
+        await asyncio.gather(*(chat.stop() for chat in list(self.live)), return_exceptions=True)
 
     def make_app(self) -> Any:
         from aiohttp import web
@@ -243,7 +275,11 @@ class WebServer:
                     pass
             await stop.wait()
         finally:
-            await runner.cleanup()
+            self.closing = True
+            try:
+                await self.stop_sessions()
+            finally:
+                await runner.cleanup()
 
     def serve(self) -> None:
         def announce(port: int) -> None:
