@@ -52,13 +52,14 @@ lint: install
 	$(VENV)/bin/ruff format --check homefire tests bench packaging
 	$(VENV)/bin/mypy homefire
 
-# CI runs on a fresh Debian machine as root: Debian's chromium, so the real-browser test of
-# `homefire serve --web` runs there instead of skipping (about a minute; nothing if present).
+# CI runs on a fresh Debian machine as root: Debian's chromium, so the real-browser tests of
+# `homefire serve --web` run there instead of skipping, and strace, so the system-call privacy test
+# (tests/test_privacy_syscalls.py) does (about a minute; nothing if both are present).
 ci-deps:
-	@if command -v chromium >/dev/null; then :; \
+	@if command -v chromium >/dev/null && command -v strace >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
-	else echo "chromium is not installed: the browser test will skip (apt-get install chromium)"; fi
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium strace >/dev/null; \
+	else echo "chromium or strace is not installed: the browser and strace tests will skip (apt-get install chromium strace)"; fi
 
 # Raspberry Pi (64-bit Pi OS): an arm64 .deb cross-built on this machine, no emulation (llama.cpp's
 # cross-compile takes minutes; its wheel is cached). PI_SUITE=trixie builds for Python 3.13.
@@ -106,9 +107,11 @@ $(GUARD_TRAIN)/.installed: Makefile
 
 # Rebuild homefire/guard/data/guard.onnx, guard.npz, metrics.json and MODEL_CARD.md's metrics:
 # fine-tunes MiniLM on 2 threads with a fixed seed (about 20 minutes on the 2 cores, idle).
+# onnxruntime's telemetry is off from its first load (homefire/privacy_env.py: the recipe may not import homefire first).
 guard-model: guard-data $(GUARD_TRAIN)/.installed
-	HF_HUB_OFFLINE=1 PYTHONPATH=. nice -n 10 $(GUARD_TRAIN)/bin/python -m homefire.guard.finetune \
+	HF_HUB_OFFLINE=1 ORT_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1 PYTHONPATH=. \
+		nice -n 10 $(GUARD_TRAIN)/bin/python -m homefire.guard.finetune \
 		--data $(GUARD_DATA) --base-dir $(GUARD_BASE)
 
 bench-guard: guard-data
-	HF_HUB_OFFLINE=1 nice -n 10 $(PY) bench/guard.py --data $(GUARD_DATA)
+	HF_HUB_OFFLINE=1 ORT_DISABLE_TELEMETRY=1 nice -n 10 $(PY) bench/guard.py --data $(GUARD_DATA)

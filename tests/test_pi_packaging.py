@@ -82,6 +82,20 @@ def test_the_vendored_requirements_are_pyprojects_less_llama_plus_the_web_extra(
 
 
 def test_the_launcher_isolates_the_vendored_packages() -> None:
-    launcher = build_deb.LAUNCHER.format(py="3.11")
+    launcher = build_deb.LAUNCHER.format(py="3.11", telemetry=build_deb.TELEMETRY_OFF)
     assert launcher.startswith("#!/bin/sh\n")
     assert 'PYTHONPATH=/opt/homefire/lib exec /usr/bin/python3.11 -s -P -m homefire "$@"' in launcher
+
+
+def test_the_launcher_and_the_unit_switch_telemetry_off() -> None:
+    from homefire.privacy_env import TELEMETRY_OFF
+
+    launcher = build_deb.LAUNCHER.format(py="3.11", telemetry=build_deb.TELEMETRY_OFF)
+    unit = build_deb.SERVICE
+    assert TELEMETRY_OFF["ORT_DISABLE_TELEMETRY"] == "1"
+    exported = next(line for line in launcher.splitlines() if line.startswith("export "))
+    assert exported.split()[1:] == [f"{k}={v}" for k, v in TELEMETRY_OFF.items()]
+    # Before the exec, so the Python it starts has them from its first instruction.
+    assert launcher.index("export ") < launcher.index("exec ")
+    environment = next(line for line in unit.splitlines() if "ORT_DISABLE_TELEMETRY" in line)
+    assert environment.startswith("Environment=") and environment.split("=", 1)[1].split() == exported.split()[1:]

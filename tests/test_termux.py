@@ -42,7 +42,8 @@ if [ "$1" = "-" ]; then shift; exec {sys.executable} - "$@"; fi
 case "$*" in *" onnxruntime") [ -n "${{ORT_WHEEL:-}}" ] || exit 1 ;; esac
 exit 0
 """
-FAKE_HOMEFIRE = """exit "${GUARD_EXIT:-0}"
+FAKE_HOMEFIRE = """printf '%s' "${ORT_DISABLE_TELEMETRY:-unset}" > "$CALLS.ort"  # what homefire was started with
+exit "${GUARD_EXIT:-0}"
 """
 
 
@@ -134,3 +135,10 @@ def test_refuses_to_run_outside_termux_or_with_an_unknown_option(tmp_path: Path)
     assert out.stderr.count("\n") == 1 and "for Termux" in out.stderr
     out, calls = run_install(tmp_path, "--fast")
     assert out.returncode == 2 and calls == [] and "unknown option --fast" in out.stderr
+
+
+def test_what_the_script_runs_has_telemetry_off_whatever_the_environment_says(tmp_path: Path) -> None:
+    out, calls = run_install(tmp_path, ORT_DISABLE_TELEMETRY="0")
+    assert out.returncode == 0, out.stderr
+    assert calls[-1].startswith("homefire guard check")  # the guard check the script runs on the phone...
+    assert (tmp_path / "calls.log.ort").read_text() == "1"  # ...started with onnxruntime's telemetry off

