@@ -44,6 +44,7 @@ from .train import (
     build,
     calibrate,
     metrics_by_source,
+    split_hashes,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -297,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     counts = {name: dict(sorted(_count(getattr(splits, name)).items())) for name in ("train", "val", "test")}
     print(json.dumps(counts, indent=1), file=sys.stderr)
+    print(json.dumps({"split_sha256": split_hashes(splits)}), file=sys.stderr)
     tokenizer = load_tokenizer()
     ids, ys, ws = training_rows(tokenizer, splits.train, random.Random(args.seed))
     print(f"fine-tuning on {len(ids)} chunks for {args.epochs} epochs", file=sys.stderr)

