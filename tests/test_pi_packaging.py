@@ -99,3 +99,13 @@ def test_the_launcher_and_the_unit_switch_telemetry_off() -> None:
     assert launcher.index("export ") < launcher.index("exec ")
     environment = next(line for line in unit.splitlines() if "ORT_DISABLE_TELEMETRY" in line)
     assert environment.startswith("Environment=") and environment.split("=", 1)[1].split() == exported.split()[1:]
+
+
+def test_a_wheel_carrying_the_guards_training_recipe_is_found(tmp_path: Path) -> None:
+    clean, dirty = tmp_path / "clean.whl", tmp_path / "dirty.whl"
+    for path, extra in ((clean, []), (dirty, ["homefire/guard/finetune.py", "training/guard/train.py"])):
+        with zipfile.ZipFile(path, "w") as z:
+            for name in ["homefire/guard/guard.py", "homefire/guard/data/guard.onnx", *extra]:
+                z.writestr(name, "")
+    assert build_deb.recipe_files(clean) == []
+    assert build_deb.recipe_files(dirty) == ["homefire/guard/finetune.py", "training/guard/train.py"]

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -60,6 +61,9 @@ TRIM_PATHS = [
     "pip",  # sqlite-utils requires pip for its `install` command, which homefire never runs
 ]
 TRIM_SUFFIXES = (".pyc", ".pyi", ".a", ".c", ".h", ".cpp", ".pxd")
+# The guard's training recipe lives in training/guard/ and must never ship: nothing imports it at run
+# time, and its prompt templates are 1,800 lines. Names it had when it lived in the package, too.
+RECIPE = ("training/", "homefire/guard/train.py", "homefire/guard/finetune.py", "homefire/guard/hard_negatives.py")
 
 LAUNCHER = """#!/bin/sh
 # homefire: a private assistant. Its Python dependencies live in /opt/homefire/lib (-s: the user's
@@ -167,6 +171,28 @@ def trim(lib: Path) -> None:
             f.unlink()
 
 
+def recipe_files(wheel: Path) -> list[str]:
+    """The training-recipe files a wheel contains (none, for a wheel fit to ship)."""
+    with zipfile.ZipFile(wheel) as z:
+        return [name for name in z.namelist() if name.startswith(RECIPE)]
+
+
+def build_wheel(out: Path, *pip_args: str) -> Path:
+    """homefire's own wheel, built from a copy of its sources only; refuses one that carries the recipe."""
+    # setuptools would otherwise walk build/ (arm64 roots and packages, hundreds of thousands of files).
+    source = out / "source"
+    shutil.copytree(ROOT / "homefire", source / "homefire", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "MANIFEST.in"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, source / name)
+    wheels = out / "wheels"
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *pip_args, "-w", wheels, source)
+    (app,) = wheels.glob("homefire-*.whl")
+    if found := recipe_files(app):
+        raise SystemExit(f"{app.name} contains the guard's training recipe: {', '.join(found)}")
+    return app
+
+
 def tree_size(path: Path, exclude: tuple[Path, ...] = ()) -> int:
     total = 0
     for f in path.rglob("*"):
@@ -185,16 +211,7 @@ def build(suite: str, out_dir: Path, arch: str) -> Path:
     lib.mkdir(parents=True)
 
     llama = cross_llama.build(arch, cross_llama.default_cache())
-    wheels = work / "wheels"
-    # Build homefire's wheel from a copy of its sources only: setuptools would otherwise walk build/
-    # (arm64 roots and packages, hundreds of thousands of files) looking for package files.
-    source = work / "source"
-    shutil.copytree(ROOT / "homefire", source / "homefire", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md", "MANIFEST.in"):
-        if (ROOT / name).exists():
-            shutil.copy(ROOT / name, source / name)
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", wheels, source)
-    (app,) = wheels.glob("homefire-*.whl")
+    app = build_wheel(work)
     print(f"vendoring aarch64 wheels for Python {py} ({suite}) into /opt/homefire/lib", flush=True)
     pip_target(lib, py, str(app), str(llama), *requirements())
     pip_target(lib, py, "--no-deps", "--no-warn-conflicts", SMOLLM2)  # its `llm` requirement is left out on purpose

