@@ -109,3 +109,13 @@ def test_a_wheel_carrying_the_guards_training_recipe_is_found(tmp_path: Path) ->
                 z.writestr(name, "")
     assert build_deb.recipe_files(clean) == []
     assert build_deb.recipe_files(dirty) == ["homefire/guard/finetune.py", "training/guard/train.py"]
+
+
+def test_homefires_wheel_ships_the_guard_but_not_its_training_recipe(tmp_path: Path) -> None:
+    # The same wheel `make pi-deb` vendors (built offline here: setuptools comes from the test extra).
+    wheel = build_deb.build_wheel(tmp_path, "--no-build-isolation")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+    assert {"homefire/guard/guard.py", "homefire/guard/data/guard.onnx", "homefire/guard/data/tokenizer.json"} <= names
+    assert build_deb.recipe_files(wheel) == []
+    assert not any("train" in n or "finetune" in n or "hard_negatives" in n for n in names)
