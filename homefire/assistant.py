@@ -94,8 +94,14 @@ class Assistant:
         self.memory = memory
         self.recall_budget = recall_budget
         self.last_facts: list[Fact] = []  # the facts recalled into the latest answer's prompt
-        if memory is not None and guard is not None:
-            memory.use_guard(guard)  # facts are checked as they are written; one MiniLM serves both
+        if memory is not None:
+            self.use_guard(guard)
+
+    def use_guard(self, guard: Guard | None) -> None:
+        """Check prompts with this guard (None: unchecked), and the facts memory writes with it too."""
+        self.guard = guard
+        if self.memory is not None:
+            self.memory.fact_check = guard.flag_fact if guard is not None else None
 
     def explain(self) -> str:
         """The guard's reasoning on the latest user message, in Markdown (the TUI's /why)."""

@@ -40,6 +40,10 @@ class GuardError(HomefireError):
     """The prompt guard cannot run (its runtime, encoder or classifier file is missing or damaged)."""
 
 
+class EncoderError(HomefireError):
+    """The sentence encoder (memory search's vectors) cannot run: its model, tokenizer or runtime is missing."""
+
+
 class CartridgeError(HomefireError):
     """A cartridge cannot be built, or cannot be used as it is (stale, damaged, made differently)."""
 

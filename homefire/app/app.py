@@ -927,9 +927,7 @@ class HomefireApp(App[None]):
         except HomefireError as exc:
             self.post_message(self.Done(error=str(exc)))
             return
-        self.assistant.guard = guard
-        if self.assistant.memory is not None:
-            self.assistant.memory.use_guard(guard)
+        self.assistant.use_guard(guard)
         self.guard_level = level
         self.post_message(self.Done("The guard is off: prompts go to the model unchecked." if guard is None else ""))
 

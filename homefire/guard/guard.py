@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GuardError
-from .encoder import Encoder, Model
+from .encoder import Model
 from .normalize import normalize
 
 LABELS = ("benign", "harmful", "jailbreak")
@@ -110,8 +110,6 @@ class Guard:
             raise GuardError(f"unknown guard strictness {strictness!r}: use one of {', '.join(STRICTNESS)}")
         self.head = Head(Path(head_file) if head_file else head_path())
         self.model = Model(model_path, threads=threads, runtime=runtime)
-        self._encoder: Encoder | None = None
-        self._threads = threads
         self.strictness = strictness
         base = dict(self.head.thresholds[strictness])
         for label, value in (thresholds or {}).items():
@@ -120,12 +118,13 @@ class Guard:
             base[label] = value
         self.thresholds = {k: float(min(max(v + offset, 0.01), 0.999)) for k, v in base.items()}
 
-    @property
-    def encoder(self) -> Encoder:
-        """The frozen sentence encoder memory search shares (loaded on first use, not by check())."""
-        if self._encoder is None:
-            self._encoder = Encoder(threads=self._threads)
-        return self._encoder
+    def flag_fact(self, text: str) -> str | None:
+        """ "jailbreak" when a fact to remember reads as a planted instruction, else None (memory's fact check).
+
+        Only instructions are a risk there (recalled facts join the system prompt): a fact about the
+        user's own family reads as "private information" to the guard and must stay usable."""
+        verdict = self.check(text)
+        return "jailbreak" if not verdict.allowed and verdict.label == "jailbreak" else None
 
     def scores(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Per-chunk probabilities and embeddings of the normalised text."""

@@ -221,7 +221,8 @@ def cmd_memory(args: argparse.Namespace) -> int:
     if action in ("add", "import", "edit"):
         from ..assistant import load_guard
 
-        memory.use_guard(load_guard())  # facts written here are checked like /remember ($HOMEFIRE_GUARD=off: not)
+        guard = load_guard()  # facts written here are checked like /remember ($HOMEFIRE_GUARD=off: not)
+        memory.fact_check = guard.flag_fact if guard is not None else None
     if action == "add":
         from .facts import explicit
 

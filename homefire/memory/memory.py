@@ -1,6 +1,7 @@
 """What the assistant remembers, over the Store: hybrid search, long-term facts, recall, import and export.
 
-Vectors come from the guard's MiniLM encoder (one encoder per process: pass the guard's in).
+Vectors come from the sentence encoder (homefire.encoders; one per process: pass it in). Facts are checked
+for planted instructions by a callable given to it (the guard's `flag_fact`), so memory never imports the guard.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +24,9 @@ from . import facts as rules
 from .store import Store
 
 if TYPE_CHECKING:
-    from ..guard.encoder import Encoder
+    from ..encoders import Encoder
+
+FactCheck = Callable[[str], str | None]  # a fact's text -> the flag to keep it under ("jailbreak"), or None
 
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al.): dampens the weight of the very top ranks
 MIN_SIMILARITY = 0.25  # cosine below this is noise for MiniLM: unrelated sentences sit around 0-0.15
@@ -171,20 +175,28 @@ class AnswerWriter:
 class Memory:
     """The memory of one data dir. `Memory()` opens `<data dir>/memory.db`."""
 
-    def __init__(self, store: Store | None = None, encoder: Encoder | None = None) -> None:
+    def __init__(
+        self, store: Store | None = None, encoder: Encoder | None = None, fact_check: FactCheck | None = None
+    ) -> None:
         self.store = store or Store()
         self._encoder = encoder
-        self.guard: Any = None  # with a guard, every fact written is checked for planted instructions
+        self.fact_check = fact_check  # with one, every fact written is checked for planted instructions
         self._cache: dict[str, tuple[int, int, np.ndarray, np.ndarray]] = {}
         self._banks: dict[str, np.ndarray] = {}
         self._cache_version: dict[str, tuple[int, int]] = {}
 
     @classmethod
-    def open(cls, path: Path | None = None, passphrase: str | None = None, encoder: Encoder | None = None) -> Memory:
+    def open(
+        cls,
+        path: Path | None = None,
+        passphrase: str | None = None,
+        encoder: Encoder | None = None,
+        fact_check: FactCheck | None = None,
+    ) -> Memory:
         """The memory at `path` (default `<data dir>/memory.db`), unlocked with `passphrase` if it is encrypted
         (None: $HOMEFIRE_PASSPHRASE). Raises MemoryLocked when it is encrypted and no passphrase was given,
         WrongPassphrase (a MemoryLocked) when the passphrase is wrong; neither changes the file."""
-        return cls(Store(path, passphrase=passphrase), encoder)
+        return cls(Store(path, passphrase=passphrase), encoder, fact_check)
 
     @property
     def encrypted(self) -> bool:
@@ -192,21 +204,12 @@ class Memory:
 
     @property
     def encoder(self) -> Encoder:
+        """The sentence encoder given, else one loaded on first use (a search or a fact, never at open)."""
         if self._encoder is None:
-            from ..guard.encoder import Encoder
+            from ..encoders import Encoder
 
             self._encoder = Encoder(threads=1)
         return self._encoder
-
-    def use_guard(self, guard: Any) -> None:
-        """Check every fact written from now on (flagged facts are kept, listed and never recalled)."""
-        self.guard = guard
-        if guard is not None and self._encoder is None:
-            self._encoder = guard.encoder  # one MiniLM in memory, not two
-
-    def use_encoder(self, encoder: Encoder) -> None:
-        """Share an encoder already loaded (the guard's) instead of loading a second copy."""
-        self._encoder = encoder
 
     def close(self) -> None:
         self.store.close()
@@ -377,13 +380,9 @@ class Memory:
         return flag or ""
 
     def _flag(self, text: str) -> str | None:
-        """'jailbreak' when the guard reads a fact as an instruction, else None (or with no guard)."""
-        if self.guard is None:
-            return None
-        # Only instructions are a risk here (recalled facts join the system prompt): a fact about
-        # the user's own family reads as "private information" to the guard and must stay usable.
-        verdict = self.guard.check(text)
-        return "jailbreak" if not verdict.allowed and verdict.label == "jailbreak" else None
+        """The flag the fact check gives this fact ('jailbreak': the guard reads it as an instruction), else None
+        (or with no fact check)."""
+        return self.fact_check(text) if self.fact_check is not None else None
 
     def learn(self, user_text: str, source_message_id: int | None = None) -> list[tuple[Fact, str]]:
         """Keep the facts a user message states about the user (rules: precise rather than eager). A fact whose

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from homefire.guard.encoder import WINDOW, chunk_parts, load_tokenizer
+from homefire.encoders import WINDOW, chunk_parts, load_tokenizer
 from homefire.guard.guard import LABELS
 from homefire.guard.normalize import normalize
 
