@@ -65,7 +65,7 @@ def _ask(args: argparse.Namespace, stop: CtrlC) -> int:
     guard = load_guard(_guard_option(args) or saved.guard)
     memory = None
     if not args.incognito:
-        from .memory.cli import open_memory
+        from .memory_cli import open_memory
 
         # Opened before the model loads: a busy, damaged or locked database says so at once (or asks its passphrase).
         memory = open_memory()
@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .guard.cli import register as register_guard
 
     register_guard(sub)
-    from .memory.cli import register as register_memory
+    from .memory_cli import register as register_memory
 
     register_memory(sub)
     from .web.cli import register as register_web

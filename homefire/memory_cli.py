@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import MemoryLocked, MemoryStoreError, WrongPassphrase
-from . import crypto
-from .memory import Memory
+from .errors import MemoryLocked, MemoryStoreError, WrongPassphrase
+from .memory import Memory, crypto
 
 NEW_PASSPHRASE_ENV = "HOMEFIRE_NEW_PASSPHRASE"
 
@@ -102,7 +101,7 @@ def _passphrase(prompt: str, env: str, confirm: bool = False) -> str:
 
 def _crypt(action: str) -> int:
     """encrypt / decrypt / rekey: the database is rewritten into a new file, checked, then swapped in."""
-    from .store import default_path
+    from .memory.store import default_path
 
     path = default_path()
     encrypted = path.exists() and crypto.looks_encrypted(path)
@@ -184,7 +183,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from .store import default_path, salvage
+    from .memory.store import default_path, salvage
 
     damaged = default_path()
     if not damaged.exists():
@@ -219,12 +218,12 @@ def cmd_memory(args: argparse.Namespace) -> int:
             print(f"{f['id']:>4}  {'yes' if f['pinned'] else '':<3}  {used:<16}  {f['text']}{flag}")
         return 0
     if action in ("add", "import", "edit"):
-        from ..assistant import load_guard
+        from .assistant import load_guard
 
         guard = load_guard()  # facts written here are checked like /remember ($HOMEFIRE_GUARD=off: not)
         memory.fact_check = guard.flag_fact if guard is not None else None
     if action == "add":
-        from .facts import explicit
+        from .memory.facts import explicit
 
         # Same wording as /remember: "my daughter is Maya" is kept as "User's daughter is Maya."
         fact, status = memory.remember(explicit(" ".join(args.text)), pinned=args.pin)
