@@ -50,7 +50,7 @@ soak: install
 lint: install
 	$(VENV)/bin/ruff check homefire tests bench packaging training
 	$(VENV)/bin/ruff format --check homefire tests bench packaging training
-	$(VENV)/bin/mypy homefire
+	$(VENV)/bin/mypy homefire tests/helpers.py
 
 # CI runs on a fresh Debian machine as root: Debian's chromium, so the real-browser tests of
 # `homefire serve --web` run there instead of skipping, and strace, so the system-call privacy test

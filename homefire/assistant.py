@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .config import DEFAULT_SYSTEM_PROMPT, GenerationSettings
-from .engine import Engine, Message, TurnStats
+from .engine import ChatEngine, Engine, Message, TurnStats
 from .engine import cartridge as cartridges
-from .errors import GuardError, MemoryStoreError, PromptError
+from .errors import CartridgeError, GuardError, MemoryStoreError, PromptError
 from .malloc import give_back_freed_memory
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class Conversation:
 class Assistant:
     def __init__(
         self,
-        engine: Engine,
+        engine: ChatEngine,
         system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
         settings: GenerationSettings | None = None,
         guard: Guard | None = None,
@@ -127,12 +127,19 @@ class Assistant:
 
     def attach(self, names: list[str]) -> list[cartridges.Cartridge]:
         """Ask with these cartridges from now on (checked now: a stale or foreign one is refused)."""
+        engine = self._kv_engine()
         carts = [cartridges.load(n) for n in names]
         for cart in carts:
             for part in [cartridges.load(p) for p in cart.chunks] or [cart]:
-                cartridges.validate(part, self.engine)
+                cartridges.validate(part, engine)
         self.cartridges = carts
         return carts
+
+    def _kv_engine(self) -> Engine:
+        """The engine, for cartridges: they restore llama.cpp KV state, which only the real engine has."""
+        if not isinstance(self.engine, Engine):
+            raise CartridgeError(f"cartridges need the llama.cpp engine, not {type(self.engine).__name__}")
+        return self.engine
 
     def detach(self) -> None:
         self.cartridges = []
@@ -178,7 +185,7 @@ class Assistant:
         if self.conversation.id is None:
             self.conversation.id = self.memory.store.new_conversation(
                 title=" ".join(first_text.split())[:60],
-                model=getattr(getattr(self.engine, "model", None), "name", ""),
+                model=self.engine.model.name,
                 cartridges=[c.name for c in self.cartridges],
             )
         return self.conversation.id
@@ -239,8 +246,9 @@ class Assistant:
             return
         if self.cartridges:
             # The documents become the system prompt; their KV state comes from disk, not a re-read.
-            chosen = cartridges.expand(self.cartridges, text, self.engine)
-            conv.system_prompt = cartridges.activate(self.engine, chosen)["content"]
+            engine = self._kv_engine()
+            chosen = cartridges.expand(self.cartridges, text, engine)
+            conv.system_prompt = cartridges.activate(engine, chosen)["content"]
         conv.messages.append({"role": "user", "content": text, "verdict": verdict.as_dict() if verdict else None})
         for_model = conv.for_model()
         writer = None
@@ -249,9 +257,8 @@ class Assistant:
         if self.memory is not None:
             # Saved before generation: whatever happens next, the question is on disk.
             cid = self._saved_conversation(text)
-            count = getattr(self.engine, "count_tokens", None)
             user_id = self.memory.store.add_message(
-                cid, "user", text, verdict=verdict.as_dict() if verdict else None, tokens=count(text) if count else None
+                cid, "user", text, verdict=verdict.as_dict() if verdict else None, tokens=self.engine.count_tokens(text)
             )
             conv.messages[-1]["id"] = user_id
             writer = self.memory.answer(cid)

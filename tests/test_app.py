@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 from homefire.app import HomefireApp
 from homefire.app.widgets import ChatMessage, PromptArea, StatusLine
 from homefire.assistant import Assistant
 from homefire.config import GenerationSettings
 from homefire.engine import Engine
+
+from .helpers import ScriptedEngine
 
 
 async def wait_for(pilot, condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
@@ -67,26 +68,6 @@ async def test_escape_stops_an_answer(engine: Engine) -> None:
         await send(pilot, "What is the capital of France?")
         await wait_for(pilot, lambda: not app.answering)
         assert "Paris" in app.query(ChatMessage)[-1].text
-
-
-class ScriptedEngine:
-    """Stands in for the model in UI-only tests: yields a fixed reply slowly."""
-
-    class model:  # noqa: N801
-        name = "scripted"
-
-    def __init__(self, reply: list[str], delay: float = 0.01) -> None:
-        self.reply, self.delay, self.last_stats = reply, delay, None
-
-    def fit(self, messages, max_tokens):  # type: ignore[no-untyped-def]
-        return messages  # every message fits: this engine has no context limit
-
-    def stream(self, messages, settings, cancel=None) -> Iterator[str]:  # type: ignore[no-untyped-def]
-        for piece in self.reply:
-            if cancel is not None and cancel.is_set():
-                return
-            time.sleep(self.delay)
-            yield piece
 
 
 async def test_empty_input_sends_nothing_and_ui_stays_responsive() -> None:

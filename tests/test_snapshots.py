@@ -16,7 +16,7 @@ from homefire.assistant import Assistant
 from homefire.engine import TurnStats
 from homefire.memory import Memory
 
-from .test_app import ScriptedEngine
+from .helpers import ScriptedEngine
 
 SIZES = {"80x24": (80, 24), "50x30": (50, 30)}
 ANSWER = (

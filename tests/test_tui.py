@@ -33,7 +33,8 @@ from homefire.config import GenerationSettings
 from homefire.engine import Engine
 from homefire.memory import Memory
 
-from .test_app import ScriptedEngine, send, status, wait_for
+from .helpers import ScriptedEngine
+from .test_app import send, status, wait_for
 
 SHORT = GenerationSettings(temperature=0, max_tokens=24, seed=1)
 

@@ -876,7 +876,7 @@ class HomefireApp(App[None]):
         old = self.assistant.engine
         self.assistant.detach()  # cartridges are bound to the model that made them
         self.assistant.engine = engine
-        if self._owns_engine:
+        if self._owns_engine and isinstance(old, Engine):  # one handed in (a test's) is its owner's to close
             old.close()
         self._owns_engine = True
         self.model_name, self.model_spec, self.n_ctx, self.n_threads = engine.model.name, name, n_ctx, n_threads

@@ -1,5 +1,5 @@
 """The model at work: load a GGUF, chat template, streaming, stop/cancel, stats."""
 
-from .engine import Engine, Message, TurnStats
+from .engine import ChatEngine, Engine, Message, TurnStats
 
-__all__ = ["Engine", "Message", "TurnStats"]
+__all__ = ["ChatEngine", "Engine", "Message", "TurnStats"]

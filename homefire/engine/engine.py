@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import llama_cpp as L
 
@@ -74,6 +74,32 @@ class TurnStats:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class NamedModel(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class ChatEngine(Protocol):
+    """What Assistant needs of an engine: the real one below, or a scripted one in UI tests (tests/helpers.py).
+
+    Cartridges restore llama.cpp KV state and so need the real Engine itself; nothing else does."""
+
+    last_stats: TurnStats | None  # the latest answer's, set when stream() ends
+
+    @property
+    def model(self) -> NamedModel: ...
+
+    def fit(self, messages: list[Message], max_tokens: int) -> object:
+        """Raise PromptError when these messages and an answer of max_tokens cannot fit the context."""
+        ...
+
+    def stream(
+        self, messages: list[Message], settings: GenerationSettings | None = None, cancel: threading.Event | None = None
+    ) -> Iterator[str]: ...
+
+    def count_tokens(self, text: str) -> int: ...
 
 
 class Engine:
