@@ -48,11 +48,12 @@ def main() -> None:
     os.environ.setdefault("HOMEFIRE_HOME", tempfile.mkdtemp(prefix="homefire-soak-"))
     os.environ["HF_HUB_OFFLINE"] = "1"
 
-    from homefire.assistant import Assistant, load_guard
+    from homefire.assistant import Assistant
     from homefire.config import GenerationSettings, data_dir
     from homefire.engine import Engine
     from homefire.errors import HomefireError
     from homefire.memory import Memory
+    from homefire.session import load_guard
 
     engine = Engine(n_ctx=2048, n_threads=args.threads)
     assistant = Assistant(

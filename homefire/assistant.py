@@ -1,11 +1,11 @@
 """One conversation turn, and the only place the parts meet: guard -> recall -> engine -> memory.
 
-The CLI and the TUI only ever call this. With `memory=None` (incognito) nothing is written anywhere.
+The CLI and the TUI only ever call this (session.py builds it for them). With `memory=None` (incognito)
+nothing is written anywhere.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,35 +14,12 @@ from typing import TYPE_CHECKING
 from .config import DEFAULT_SYSTEM_PROMPT, GenerationSettings
 from .engine import ChatEngine, Engine, Message, TurnStats
 from .engine import cartridge as cartridges
-from .errors import CartridgeError, GuardError, MemoryStoreError, PromptError
+from .errors import CartridgeError, MemoryStoreError, PromptError
 from .malloc import give_back_freed_memory
 
 if TYPE_CHECKING:
     from .guard import Guard, Verdict
     from .memory import Fact, Memory
-
-GUARD_LEVELS = ("relaxed", "normal", "strict", "off")
-
-
-def guard_level(given: str | None = None) -> str:
-    """The guard level asked for: the option given, else $HOMEFIRE_GUARD, else normal."""
-    level = (given or os.environ.get("HOMEFIRE_GUARD") or "normal").lower()
-    if level not in GUARD_LEVELS:
-        raise GuardError(f"unknown guard level '{level}': use one of {', '.join(GUARD_LEVELS)}")
-    return level
-
-
-def load_guard(level: str | None = None) -> Guard | None:
-    """The prompt guard at this level, or None when it was explicitly turned off."""
-    level = guard_level(level)
-    if level == "off":
-        return None
-    from .guard import Guard
-
-    try:
-        return Guard(strictness=level)
-    except GuardError as exc:
-        raise GuardError(f"{exc} — or run with --guard off to go on without the guard") from exc
 
 
 def refusal(verdict: Verdict) -> str:
@@ -78,7 +55,7 @@ class Assistant:
         memory: Memory | None = None,
         recall_budget: int = 120,
     ):
-        """guard=None means no guard: callers load one with `load_guard` unless the user turned it off.
+        """guard=None means no guard: session.py loads one unless the user turned it off.
 
         memory=None is incognito: nothing is saved, nothing recalled. `recall_budget` caps the tokens
         of remembered facts added to the system prompt.

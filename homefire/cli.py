@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import __version__, config
+from . import __version__, config, session
 from .errors import HomefireError, PromptError, one_line, storage_error
 
 if TYPE_CHECKING:
@@ -49,6 +49,13 @@ def _read_question(words: list[str]) -> str:
     raise PromptError('no question given: try `homefire ask "What is the capital of France?"`')
 
 
+def _options(args: argparse.Namespace, **more: Any) -> session.Options:
+    """The session options these command-line arguments give (an option not given is None: not said)."""
+    return session.Options(
+        model=args.model, n_ctx=args.ctx, threads=args.threads, kv=getattr(args, "kv", None), guard=args.guard, **more
+    )
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from .interrupt import CtrlC
 
@@ -57,23 +64,20 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace, stop: CtrlC) -> int:
-    from .assistant import Assistant, load_guard
-
     question = _read_question(args.question)
     settings = config.GenerationSettings(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
-    saved = config.load_config()  # what the settings screen saved; options given on the command line win
-    guard = load_guard(_guard_option(args) or saved.guard)
+    # The options given on the command line win over what the settings screen saved.
+    plan = session.resolve(
+        _options(args, system_prompt=args.system, incognito=args.incognito, cartridges=args.cartridge or [])
+    )
     memory = None
-    if not args.incognito:
+    if not plan.incognito:
         from .memory_cli import open_memory
 
         # Opened before the model loads: a busy, damaged or locked database says so at once (or asks its passphrase).
         memory = open_memory()
-    engine = _engine_for(args, saved, args.cartridge)
-    system = args.system if args.system is not None else saved.system_prompt
-    assistant = Assistant(engine, system_prompt=system, settings=settings, guard=guard, memory=memory)
-    if args.cartridge:
-        assistant.attach(args.cartridge)
+    assistant = session.open_assistant(plan, settings=settings, memory=memory)
+    engine = assistant.engine
     pieces: list[str] = []
     try:
         with stop.answering() as cancel:  # Ctrl-C stops the answer at the next token
@@ -106,22 +110,6 @@ def _ask(args: argparse.Namespace, stop: CtrlC) -> int:
     else:
         sys.stdout.write("\n")
     return 0
-
-
-def _engine_for(args: argparse.Namespace, saved: config.UserConfig, cartridge_names: list[str] | None = None) -> Any:
-    """An engine for these options. What a cartridge needs (its model, KV type, context) comes before the
-    saved settings, which fill in only what neither the options nor the cartridges say."""
-    from .engine import Engine
-    from .engine import cartridge as cartridges
-
-    model, kv, n_ctx = args.model, getattr(args, "kv", None), args.ctx or saved.n_ctx
-    if cartridge_names:
-        first = cartridges.load(cartridge_names[0]).manifest
-        model = model or first["model"]["name"]
-        kv = kv or first["type_k"]
-        n_ctx = max(n_ctx, first["n_ctx"])
-    threads = args.threads if args.threads is not None else saved.threads
-    return Engine(model or saved.model, n_ctx=n_ctx, n_threads=threads, kv_type=kv or "f16")
 
 
 def cmd_cartridge(args: argparse.Namespace) -> int:
@@ -173,10 +161,9 @@ def cmd_cartridge(args: argparse.Namespace) -> int:
     else:
         cartridges.check_name(args.name)
         sources = cartridges.read_sources(args.paths)  # bad sources fail before the model loads
-    from .assistant import load_guard
-
-    guard = load_guard(_guard_option(args) or saved.guard)
-    engine = _engine_for(args, saved)
+    plan = session.resolve(_options(args), saved)
+    guard = session.load_guard(plan.guard)
+    engine = session.open_engine(plan)
     bar = _progress_bar(f"reading into {args.name}", unit="tokens")
     started = time.monotonic()
     if args.action == "rebuild":
@@ -253,15 +240,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     raise AssertionError(args.action)
 
 
-def _guard_option(args: argparse.Namespace) -> str | None:
-    """--guard, else $HOMEFIRE_GUARD, else the saved setting (None: the app reads it itself)."""
-    from .assistant import guard_level
-
-    if args.guard or os.environ.get("HOMEFIRE_GUARD"):
-        return guard_level(args.guard)
-    return None
-
-
 def cmd_chat(args: argparse.Namespace) -> int:
     from .app import run_app
 
@@ -269,7 +247,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         model=args.model,
         n_ctx=args.ctx,
         n_threads=args.threads,
-        guard=_guard_option(args),
+        guard=args.guard,  # the app resolves it like every session: option, $HOMEFIRE_GUARD, saved, normal
         incognito=args.incognito,
     )
     return 0
@@ -281,7 +259,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument(
         "--guard",
-        choices=("relaxed", "normal", "strict", "off"),
+        choices=config.GUARD_CHOICES,
         default=None,
         help="prompt guard strictness; 'off' turns it off (default: $HOMEFIRE_GUARD or normal)",
     )

@@ -79,6 +79,7 @@ DEFAULT_SYSTEM_PROMPT = (
 
 
 THEMES = ("homefire-dark", "homefire-light")
+# The guard levels, spelled once: the guard's calibrated threshold sets (guard.STRICTNESS) and "off".
 GUARD_CHOICES = ("relaxed", "normal", "strict", "off")
 
 

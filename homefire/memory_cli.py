@@ -8,10 +8,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import config, session
 from .errors import MemoryLocked, MemoryStoreError, WrongPassphrase
 from .memory import Memory, crypto
+
+if TYPE_CHECKING:
+    from .guard import Guard
 
 NEW_PASSPHRASE_ENV = "HOMEFIRE_NEW_PASSPHRASE"
 
@@ -64,16 +68,18 @@ def register(subparsers: Any) -> None:
     memory.set_defaults(func=cmd_memory)
 
 
-def open_memory() -> Memory:
+def open_memory(guard: Guard | None = None) -> Memory:
     """The memory database, unlocked: with $HOMEFIRE_PASSPHRASE if set, else (encrypted, on a terminal) by asking
     for the passphrase, three tries at most. Without a terminal a locked database is a one-line error."""
-    try:
-        return Memory.open()
-    except WrongPassphrase:
-        raise
-    except MemoryLocked:
-        if not sys.stdin.isatty():
-            raise
+    memory = session.open_memory(unlock=ask_on_terminal, guard=guard)
+    assert memory is not None  # ask_on_terminal never gives up quietly: it raises
+    return memory
+
+
+def ask_on_terminal(locked: MemoryLocked) -> Memory:
+    """Session's `unlock` for a terminal: the passphrase asked three times at most, else the error."""
+    if not sys.stdin.isatty():
+        raise locked
     error: MemoryLocked | None = None
     for _ in range(3):
         passphrase = getpass.getpass("memory passphrase: ")
@@ -203,7 +209,11 @@ def cmd_memory(args: argparse.Namespace) -> int:
         return _recover(args)  # before opening: the database may not open at all
     if args.memory_action in ("encrypt", "decrypt", "rekey"):
         return _crypt(args.memory_action)  # these rewrite the file: nothing else may have it open
-    memory = open_memory()
+    guard = None
+    if args.memory_action in ("add", "import", "edit"):
+        # Facts written here are checked like /remember, by the guard at the level a chat would use.
+        guard = session.load_guard(session.guard_level(None, config.load_config()))
+    memory = open_memory(guard)
     store = memory.store
     action = args.memory_action
     if action == "list":
@@ -217,11 +227,6 @@ def cmd_memory(args: argparse.Namespace) -> int:
             flag = f"  [flagged by the guard: {f['guard_flag']}; never recalled]" if f.get("guard_flag") else ""
             print(f"{f['id']:>4}  {'yes' if f['pinned'] else '':<3}  {used:<16}  {f['text']}{flag}")
         return 0
-    if action in ("add", "import", "edit"):
-        from .assistant import load_guard
-
-        guard = load_guard()  # facts written here are checked like /remember ($HOMEFIRE_GUARD=off: not)
-        memory.fact_check = guard.flag_fact if guard is not None else None
     if action == "add":
         from .memory.facts import explicit
 

@@ -157,7 +157,7 @@ async def test_cartridge_picker_cancel_and_stale_refusal(engine: Engine, tmp_pat
 
 
 async def test_guard_blocks_before_the_model_and_explains(engine: Engine) -> None:
-    from homefire.assistant import load_guard
+    from homefire.session import load_guard
 
     assistant = Assistant(engine, settings=GenerationSettings(temperature=0, max_tokens=30), guard=load_guard("normal"))
     app = HomefireApp(assistant=assistant)

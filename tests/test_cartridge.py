@@ -425,7 +425,7 @@ def test_cli_build_chunked_and_q8_0_and_rebuild(homefire_home: Path, tmp_path: P
 
 
 def test_guard_flags_instructions_planted_in_a_source(engine: Engine, tmp_path: Path) -> None:
-    from homefire.assistant import load_guard
+    from homefire.session import load_guard
 
     guard = load_guard("normal")
     planted = tmp_path / "planted.md"

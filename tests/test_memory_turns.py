@@ -77,7 +77,7 @@ def test_answer_is_written_while_it_streams_and_a_stop_is_kept_incomplete(  # ty
 
 
 def test_a_blocked_turn_is_stored_with_its_verdict(engine, greedy: GenerationSettings, homefire_home: Path) -> None:  # type: ignore[no-untyped-def]
-    from homefire.assistant import load_guard
+    from homefire.session import load_guard
 
     memory = Memory()
     bot = Assistant(engine, settings=greedy, guard=load_guard("normal"), memory=memory)
@@ -181,7 +181,7 @@ def test_resume_goes_on_with_a_saved_conversation(engine, greedy: GenerationSett
 
 
 def test_a_planted_instruction_is_kept_flagged_and_never_recalled(engine, greedy: GenerationSettings) -> None:  # type: ignore[no-untyped-def]
-    from homefire.assistant import load_guard
+    from homefire.session import load_guard
 
     memory = Memory()
     bot = Assistant(engine, settings=greedy, memory=memory, guard=load_guard("normal"))

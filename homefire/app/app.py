@@ -31,8 +31,9 @@ from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from .. import config as cfg
+from .. import session
 from ..config import GenerationSettings, UserConfig
-from ..errors import HomefireError
+from ..errors import HomefireError, MemoryLocked
 from . import widgets
 from .commands import COMMANDS, SLASH
 from .widgets import ChatMessage, PromptArea, Sidebar, Status, StatusLine
@@ -155,11 +156,13 @@ class HomefireApp(App[None]):
             self._config_error = None
         self.config = config
         self.incognito = incognito
-        self.model_spec = model if model is not None else config.model
-        self.n_ctx = n_ctx or config.n_ctx
-        # None: the engine chooses and adapts (engine/threads.py), keeping UI_CORES for the event loop.
-        self.n_threads = n_threads if n_threads is not None else config.threads
-        self.guard_level = guard or config.guard
+        # None threads: the engine chooses and adapts (engine/threads.py), keeping UI_CORES for the event loop.
+        plan = session.resolve(
+            session.Options(model=model, n_ctx=n_ctx, threads=n_threads, guard=guard, incognito=incognito),
+            config,
+            reserve_cores=UI_CORES,
+        )
+        self.model_spec, self.n_ctx, self.n_threads, self.guard_level = plan.model, plan.n_ctx, plan.threads, plan.guard
         if assistant is not None:
             self.guard_level = assistant.guard.strictness if assistant.guard else "off"
         self.settings = settings or GenerationSettings(temperature=config.temperature)
@@ -284,37 +287,45 @@ class HomefireApp(App[None]):
 
     # ----- loading -----------------------------------------------------------------------------------
 
+    def _plan(self, **changes: Any) -> session.Plan:
+        """The session the app runs (or is about to run), with these choices changed."""
+        plan = session.Plan(
+            model=self.model_spec,
+            n_ctx=self.n_ctx,
+            threads=self.n_threads,
+            kv="f16",
+            guard=self.guard_level,
+            system_prompt=self.config.system_prompt,
+            incognito=self.incognito,
+            reserve_cores=UI_CORES,
+        )
+        return plan.but(**changes)
+
+    def _unlock(self, locked: MemoryLocked) -> Any:
+        """Session's `unlock` for the app: the passphrase dialog, answered on the event loop; Escape gives None."""
+        reply: queue.Queue[Any] = queue.Queue()
+        self.post_message(self.NeedPassphrase(str(locked), reply))
+        return reply.get()
+
     @work(thread=True, exclusive=True, group="model")
     def load_model(self) -> None:
-        from ..assistant import Assistant, load_guard
-        from ..engine import Engine
-
         memory = None
         if not self.incognito:
-            from ..memory import Memory, MemoryLocked
-
             try:
-                memory = Memory.open()  # a busy or damaged database is said here, before a chat that would not be saved
-            except MemoryLocked as exc:
-                # Encrypted: the user types the passphrase in a dialog; Escape goes on incognito.
-                reply: queue.Queue[Any] = queue.Queue()
-                self.post_message(self.NeedPassphrase(str(exc), reply))
-                memory = reply.get()
-                if memory is None:
-                    self.incognito = True
+                # A busy or damaged database is said here, before a chat that would not be saved; an encrypted one
+                # asks for its passphrase in a dialog, and Escape there goes on incognito.
+                memory = session.open_memory(unlock=self._unlock)
             except HomefireError as exc:
                 self.post_message(self.Loaded(None, str(exc)))
                 return
+            if memory is None:
+                self.incognito = True
             self.post_message(self.MemoryOpened(memory))
         try:
-            guard = load_guard(self.guard_level)
-            engine = Engine(self.model_spec, n_ctx=self.n_ctx, n_threads=self.n_threads, reserve_cores=UI_CORES)
+            assistant = session.open_assistant(self._plan(), settings=self.settings, memory=memory)
         except HomefireError as exc:
             self.post_message(self.Loaded(None, str(exc)))
             return
-        assistant = Assistant(
-            engine, system_prompt=self.config.system_prompt or None, settings=self.settings, guard=guard, memory=memory
-        )
         self.post_message(self.Loaded(assistant))
 
     def on_homefire_app_need_passphrase(self, event: NeedPassphrase) -> None:
@@ -869,7 +880,7 @@ class HomefireApp(App[None]):
 
         assert self.assistant is not None
         try:
-            engine = Engine(name, n_ctx=n_ctx, n_threads=n_threads, reserve_cores=UI_CORES)
+            engine = session.open_engine(self._plan(model=name, n_ctx=n_ctx, threads=n_threads))
         except HomefireError as exc:
             self.post_message(self.Done(error=f"{exc} — still on {self.model_name}"))
             return
@@ -919,11 +930,9 @@ class HomefireApp(App[None]):
 
     @work(thread=True, exclusive=True, group="guard")
     def reload_guard(self, level: str) -> None:
-        from ..assistant import load_guard
-
         assert self.assistant is not None
         try:
-            guard = load_guard(level)
+            guard = session.load_guard(level)
         except HomefireError as exc:
             self.post_message(self.Done(error=str(exc)))
             return

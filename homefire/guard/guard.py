@@ -19,13 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from ..config import GUARD_CHOICES
 from ..errors import GuardError
 from .encoder import Model
 from .normalize import normalize
 
 LABELS = ("benign", "harmful", "jailbreak")
 BLOCKING = ("harmful", "jailbreak")
-STRICTNESS = ("relaxed", "normal", "strict")
+# The calibrated threshold sets, from the guard levels a user can choose (config.GUARD_CHOICES, "off" aside).
+STRICTNESS = tuple(level for level in GUARD_CHOICES if level != "off")
 
 _REASONS = {
     "harmful": "it reads as a request for help with something that could seriously hurt people",

@@ -6,6 +6,7 @@ import argparse
 import os
 from typing import Any
 
+from ..config import GUARD_CHOICES
 from .server import WebError, WebServer
 
 
@@ -39,6 +40,6 @@ def register(sub: Any) -> None:
     serve.add_argument("--model", "-m", help="model name or .gguf path for the chats")
     serve.add_argument("--ctx", type=int, default=None, help="context size in tokens")
     serve.add_argument("--threads", type=int, default=None, help="CPU threads per chat")
-    serve.add_argument("--guard", choices=("relaxed", "normal", "strict", "off"), default=None)
+    serve.add_argument("--guard", choices=GUARD_CHOICES, default=None)
     serve.add_argument("--incognito", action="store_true", help="the chats save and recall nothing")
     serve.set_defaults(func=cmd_serve)
