@@ -104,12 +104,19 @@ class Assistant:
 
     def attach(self, names: list[str]) -> list[cartridges.Cartridge]:
         """Ask with these cartridges from now on (checked now: a stale or foreign one is refused)."""
+        self.cartridges = self.check_cartridges(names)
+        return self.cartridges
+
+    def check_cartridges(self, names: list[str]) -> list[cartridges.Cartridge]:
+        """These cartridges, loaded and checked for this engine (a stale or foreign one is refused); attaches
+        nothing, so a UI can check them in a worker and attach them on its own thread."""
+        if not names:
+            return []
         engine = self._kv_engine()
         carts = [cartridges.load(n) for n in names]
         for cart in carts:
             for part in [cartridges.load(p) for p in cart.chunks] or [cart]:
                 cartridges.validate(part, engine)
-        self.cartridges = carts
         return carts
 
     def _kv_engine(self) -> Engine:

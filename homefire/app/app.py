@@ -26,7 +26,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.theme import Theme
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
@@ -36,6 +35,7 @@ from ..config import GenerationSettings, UserConfig
 from ..errors import HomefireError, MemoryLocked
 from . import widgets
 from .commands import COMMANDS, SLASH
+from .themes import THEMES
 from .widgets import ChatMessage, PromptArea, Sidebar, Status, StatusLine
 
 if TYPE_CHECKING:  # the model's stack (numpy, llama.cpp) is imported by the loading worker, not before the first screen
@@ -47,37 +47,6 @@ UI_CORES = 1
 GREETING = "Welcome to homefire. Everything you type stays on this device."
 HINT = "F1 help · Ctrl+P all commands · Ctrl+B chats · Enter sends, Ctrl+J new line"
 NARROW = 70  # below this many columns the chat list hides unless asked for
-
-THEMES = [
-    Theme(
-        name="homefire-dark",
-        primary="#E8833A",
-        secondary="#8FB8DE",
-        accent="#F2B880",
-        warning="#F2C14E",
-        error="#E5534B",
-        success="#7FB77E",
-        foreground="#E6E1DA",
-        background="#1B1917",
-        surface="#25221F",
-        panel="#302C28",
-        dark=True,
-    ),
-    Theme(
-        name="homefire-light",
-        primary="#B4531A",
-        secondary="#2F6690",
-        accent="#A0522D",
-        warning="#9A6B00",
-        error="#B3261E",
-        success="#2E7D32",
-        foreground="#2A2623",
-        background="#FBF8F3",
-        surface="#F2ECE4",
-        panel="#E7DED3",
-        dark=False,
-    ),
-]
 
 
 class HomefireApp(App[None]):
@@ -127,6 +96,23 @@ class HomefireApp(App[None]):
         def __init__(self, note: str = "", error: str | None = None) -> None:
             super().__init__()
             self.note, self.error = note, error
+
+    # What a worker built, handed to the event loop: only a handler there changes the app's or the assistant's state.
+
+    class CartridgesChecked(Message):
+        def __init__(self, cartridges: list[Any]) -> None:
+            super().__init__()
+            self.cartridges = cartridges
+
+    class EngineLoaded(Message):
+        def __init__(self, engine: Any, spec: str | Path | None, n_ctx: int, n_threads: int | None) -> None:
+            super().__init__()
+            self.engine, self.spec, self.n_ctx, self.n_threads = engine, spec, n_ctx, n_threads
+
+    class GuardLoaded(Message):
+        def __init__(self, guard: Any, level: str) -> None:
+            super().__init__()
+            self.guard, self.level = guard, level
 
     def __init__(
         self,
@@ -318,8 +304,6 @@ class HomefireApp(App[None]):
             except HomefireError as exc:
                 self.post_message(self.Loaded(None, str(exc)))
                 return
-            if memory is None:
-                self.incognito = True
             self.post_message(self.MemoryOpened(memory))
         try:
             assistant = session.open_assistant(self._plan(), settings=self.settings, memory=memory)
@@ -340,6 +324,8 @@ class HomefireApp(App[None]):
 
     def on_homefire_app_memory_opened(self, event: MemoryOpened) -> None:
         self.memory = event.memory
+        if event.memory is None:
+            self.incognito = True  # the passphrase dialog was dismissed: this session saves nothing
         self._fill_sidebar()
 
     def on_homefire_app_loaded(self, event: Loaded) -> None:
@@ -834,13 +820,19 @@ class HomefireApp(App[None]):
     def attach_cartridges(self, names: list[str]) -> None:
         assert self.assistant is not None
         try:
-            if names:
-                self.assistant.attach(names)
-            else:
-                self.assistant.detach()
+            carts = self.assistant.check_cartridges(names)  # slow: a state file's sha256
         except HomefireError as exc:
             self.post_message(self.Done(error=str(exc)))
             return
+        self.post_message(self.CartridgesChecked(carts))
+
+    def on_homefire_app_cartridges_checked(self, event: CartridgesChecked) -> None:
+        assert self.assistant is not None
+        names = [c.name for c in event.cartridges]
+        if names:
+            self.assistant.cartridges = event.cartridges
+        else:
+            self.assistant.detach()
         note = f"Answering from {', '.join(names)}." if names else "No cartridge: answering from the model alone."
         self.post_message(self.Done(note))
 
@@ -876,22 +868,31 @@ class HomefireApp(App[None]):
     def reload_engine(self, name: str | Path | None, n_ctx: int, n_threads: int | None) -> None:
         """Load a model (another one, or the same with a new context size or threads) without restarting.
         The old one keeps answering until the new one is ready; a failure keeps the old one."""
-        from ..engine import Engine
-
-        assert self.assistant is not None
         try:
             engine = session.open_engine(self._plan(model=name, n_ctx=n_ctx, threads=n_threads))
         except HomefireError as exc:
             self.post_message(self.Done(error=f"{exc} — still on {self.model_name}"))
             return
+        self.post_message(self.EngineLoaded(engine, name, n_ctx, n_threads))
+
+    def on_homefire_app_engine_loaded(self, event: EngineLoaded) -> None:
+        from ..engine import Engine
+
+        assert self.assistant is not None
+        engine = event.engine
         old = self.assistant.engine
         self.assistant.detach()  # cartridges are bound to the model that made them
         self.assistant.engine = engine
         if self._owns_engine and isinstance(old, Engine):  # one handed in (a test's) is its owner's to close
             old.close()
         self._owns_engine = True
-        self.model_name, self.model_spec, self.n_ctx, self.n_threads = engine.model.name, name, n_ctx, n_threads
-        self.call_from_thread(self._save, self.config.changed(model=engine.model.name, n_ctx=n_ctx, threads=n_threads))
+        self.model_name, self.model_spec, self.n_ctx, self.n_threads = (
+            engine.model.name,
+            event.spec,
+            event.n_ctx,
+            event.n_threads,
+        )
+        self._save(self.config.changed(model=engine.model.name, n_ctx=event.n_ctx, threads=event.n_threads))
         self.post_message(self.Done(f"Now answering with {engine.model.name}."))
 
     def action_settings(self) -> None:
@@ -930,15 +931,19 @@ class HomefireApp(App[None]):
 
     @work(thread=True, exclusive=True, group="guard")
     def reload_guard(self, level: str) -> None:
-        assert self.assistant is not None
         try:
             guard = session.load_guard(level)
         except HomefireError as exc:
             self.post_message(self.Done(error=str(exc)))
             return
-        self.assistant.use_guard(guard)
-        self.guard_level = level
-        self.post_message(self.Done("The guard is off: prompts go to the model unchecked." if guard is None else ""))
+        self.post_message(self.GuardLoaded(guard, level))
+
+    def on_homefire_app_guard_loaded(self, event: GuardLoaded) -> None:
+        assert self.assistant is not None
+        self.assistant.use_guard(event.guard)
+        self.guard_level = event.level
+        off = "The guard is off: prompts go to the model unchecked."
+        self.post_message(self.Done(off if event.guard is None else ""))
 
     # ----- slash commands ----------------------------------------------------------------------------
 
