@@ -338,7 +338,7 @@ def test_every_command_the_parser_knows_is_routed_to_it() -> None:
     to that list would silently open the chat instead."""
     from homefire import cli
     from homefire.guard.cli import cmd_guard
-    from homefire.memory.cli import cmd_history, cmd_memory
+    from homefire.memory_cli import cmd_history, cmd_memory
     from homefire.web.cli import cmd_serve
 
     parser = build_parser()
