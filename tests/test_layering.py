@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .conftest import ROOT
 
-# omp (the OpenMP wait policy, set by the package __init__), malloc and interrupt import no other part.
+# omp (the OpenMP wait policy, set by the package __init__), malloc, interrupt and privacy_env import no other part.
 LAYER = {
     "__init__": 0,
     "errors": 0,
@@ -20,6 +20,7 @@ LAYER = {
     "omp": 0,
     "malloc": 0,
     "interrupt": 0,
+    "privacy_env": 0,
     "models": 1,
     "encoders": 1,
     "engine": 2,
