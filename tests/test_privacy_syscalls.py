@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -387,10 +386,10 @@ def test_the_chat_app_in_a_terminal(box: Box) -> None:
 
 
 async def test_serve_web_with_a_real_browser(box: Box, chromium: str) -> None:  # noqa: F811
-    from .test_web import RECORD_SCREEN, TOKEN, DevTools
-    from .test_web_sessions import descendants
+    pytest.importorskip("aiohttp")
+    from .test_web import TOKEN
+    from .test_web_sessions import descendants, tab
 
-    aiohttp = pytest.importorskip("aiohttp")
     command, traces = box.strace("serve", "--web", "--port", "0", "--token", TOKEN, "--ctx", "2048")
     server = subprocess.Popen(command, cwd=box.cwd, env=box.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     banner: list[str] = []
@@ -404,31 +403,24 @@ async def test_serve_web_with_a_real_browser(box: Box, chromium: str) -> None:  
                 url = found.group(1)
                 break
         assert url, "".join(banner)
-        async with aiohttp.ClientSession() as http:
-            async with http.get("http://" + urlsplit(chromium).netloc + "/json/list") as res:
-                page = next(t for t in await res.json() if t["type"] == "page")
-            async with http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as sock:
-                cdp = DevTools(sock)
-                await cdp("Page.enable")
-                await cdp("Page.addScriptToEvaluateOnNewDocument", source=RECORD_SCREEN)
-                await cdp("Page.navigate", url=f"{url}?token={TOKEN}")
-                await cdp.wait_for_text("ready", limit=240, log=banner)
-                await cdp.js("document.querySelector('.xterm-helper-textarea').focus()")
-                await cdp("Input.insertText", text="What is the capital of France?")
-                await cdp.wait_for_text("What is the capital of France?", limit=60, log=banner)
-                for kind in ("keyDown", "keyUp"):
-                    extra: dict[str, Any] = {"text": "\r"} if kind == "keyDown" else {}
-                    await cdp(
-                        "Input.dispatchKeyEvent",
-                        type=kind,
-                        key="Enter",
-                        code="Enter",
-                        windowsVirtualKeyCode=13,
-                        **extra,
-                    )
-                await cdp.wait_for_text("Paris", limit=240, log=banner)
-                await cdp("Page.navigate", url="about:blank")
-                cdp.reader.cancel()
+        async with tab(chromium) as cdp:  # the shared DevTools tab of the page-abandonment tests
+            await cdp("Page.navigate", url=f"{url}?token={TOKEN}")
+            await cdp.wait_for_text("ready", limit=240, log=banner)
+            await cdp.js("document.querySelector('.xterm-helper-textarea').focus()")
+            await cdp("Input.insertText", text="What is the capital of France?")
+            await cdp.wait_for_text("What is the capital of France?", limit=60, log=banner)
+            for kind in ("keyDown", "keyUp"):
+                extra: dict[str, Any] = {"text": "\r"} if kind == "keyDown" else {}
+                await cdp(
+                    "Input.dispatchKeyEvent",
+                    type=kind,
+                    key="Enter",
+                    code="Enter",
+                    windowsVirtualKeyCode=13,
+                    **extra,
+                )
+            await cdp.wait_for_text("Paris", limit=240, log=banner)
+            await cdp("Page.navigate", url="about:blank")
         # The server (strace's child) stops as a service manager would stop it.
         traced = [p for p in descendants(server.pid) if _parent(p) == server.pid]
         assert traced, "no server under strace"
