@@ -48,9 +48,9 @@ def models_dir() -> Path:
 
 
 def offline_hub() -> None:
-    """Keep huggingface-hub from reaching the network or phoning home unless we pull."""
+    """Keep huggingface-hub from reaching the network unless we pull (its telemetry is forced off for
+    every command by privacy_env, when the package is imported)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
 
 
