@@ -10,6 +10,7 @@ revisions. Loopback only.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
 import time
@@ -40,6 +41,9 @@ class HubFile:
 class FakeHub:
     def __init__(self) -> None:
         self.files: dict[tuple[str, str], HubFile] = {}
+        # Where hf-xet would keep its chunk cache while each GET was served (HF_XET_CACHE; the client runs in
+        # this process): checked to lie inside the data dir.
+        self.xet_cache_during_get: list[str | None] = []
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -99,6 +103,7 @@ class FakeHub:
                 if found is None:
                     return
                 f, commit = found
+                hub.xet_cache_during_get.append(os.environ.get("HF_XET_CACHE"))
                 data = f.path.read_bytes()
                 rng = self.headers.get("Range", "")
                 f.requests.append(rng or "GET")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -40,6 +41,11 @@ def test_pull_installs_a_verified_model(hub: FakeHub, default_model_path: Path, 
     assert model.revision == COMMIT
     assert seen and seen[-1] == (size, size)  # progress reached the end
     assert not (homefire_home / "models" / ".partial" / model.name).exists()
+    # hf-xet's chunk cache pointed into the data dir during the transfer (not ~/.cache), and removed after.
+    assert hub.xet_cache_during_get and all(
+        c is not None and Path(c).is_relative_to(homefire_home) for c in hub.xet_cache_during_get
+    )
+    assert "HF_XET_CACHE" not in os.environ and not (homefire_home / "models" / ".partial" / ".xet-cache").exists()
     manifest = json.loads((homefire_home / "models" / "smollm2-test-q4_1.json").read_text())
     assert manifest["sha256"] == hub.files[(REPO, FILE)].sha256 and manifest["repo"] == REPO
     resolved = store.resolve("smollm2-test-q4_1")

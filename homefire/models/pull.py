@@ -26,16 +26,27 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @contextlib.contextmanager
-def _online() -> Iterator[None]:
-    """huggingface-hub reads HF_HUB_OFFLINE once at import; lift it for this call only."""
+def _online(xet_cache: Path) -> Iterator[None]:
+    """huggingface-hub reads HF_HUB_OFFLINE once at import; lift it for this call only.
+
+    hf-xet (the hub's chunked transfer for large files) keeps a chunk cache under ~/.cache/huggingface/xet
+    unless HF_XET_CACHE says otherwise: point it into the data dir for the transfer, and remove it after,
+    so nothing is written outside the data dir.
+    """
     from huggingface_hub import constants
 
-    before = constants.HF_HUB_OFFLINE
+    before = constants.HF_HUB_OFFLINE, os.environ.get("HF_XET_CACHE")
     constants.HF_HUB_OFFLINE = False
+    os.environ["HF_XET_CACHE"] = str(xet_cache)
     try:
         yield
     finally:
-        constants.HF_HUB_OFFLINE = before
+        constants.HF_HUB_OFFLINE = before[0]
+        if before[1] is None:
+            os.environ.pop("HF_XET_CACHE", None)
+        else:
+            os.environ["HF_XET_CACHE"] = before[1]
+        shutil.rmtree(xet_cache, ignore_errors=True)
 
 
 def _tqdm_class(progress: Progress | None) -> Any:
@@ -104,7 +115,7 @@ def pull(
     target = models / f"{name}.gguf"
     where = f"{repo}/{filename}" + (f"@{revision}" if revision else "")
     try:
-        with _online():
+        with _online(models / ".partial" / ".xet-cache"):
             url = hf_hub_url(repo, filename, revision=revision, endpoint=endpoint)
             meta = get_hf_file_metadata(url, token=False, endpoint=endpoint)
             expected = (meta.etag or "").lower()
