@@ -49,7 +49,7 @@ async def tui():
         while app.answering:
             await pilot.pause(0.05)
         shown = len(app.query("ChatMessage"))
-        app.action_export_chat("json")
+        app.chat.action_export_chat("json")  # a chat action: the chat screen has it
         await pilot.press("ctrl+s")
         await pilot.pause(0.3)
         await pilot.press("ctrl+s")  # save the settings as they are: writes config.toml
