@@ -11,7 +11,6 @@ the help screen (F1) come from that table.
 from __future__ import annotations
 
 import gc
-import inspect
 import os
 import queue
 import sys
@@ -31,6 +30,7 @@ from .. import session
 from ..config import GenerationSettings, UserConfig
 from ..errors import HomefireError, MemoryLocked
 from .chat import LOADING, NARROW, ChatScreen
+from . import commands
 from .commands import COMMANDS
 from .themes import THEMES
 from .widgets import Status
@@ -326,12 +326,7 @@ class HomefireApp(App[None]):
 
     async def on_chat_screen_app_command(self, event: ChatScreen.AppCommand) -> None:
         """A slash command that is the app's: /model NAME, /settings, /quit…"""
-        if event.command.args and event.args:  # e.g. /model NAME: the action takes what follows
-            done = getattr(self, f"action_{event.command.action}")(event.args)
-            if inspect.isawaitable(done):
-                await done
-        else:
-            await self.run_action(event.command.action)
+        await commands.run(self, event.command, event.args)
 
     def action_help(self) -> None:
         from .screens import HelpScreen

@@ -7,7 +7,6 @@ are the rows of commands.py without `app`.
 
 from __future__ import annotations
 
-import inspect
 import json
 import threading
 import time
@@ -26,7 +25,7 @@ from textual.widgets.markdown import MarkdownStream
 
 from .. import config as cfg
 from ..errors import HomefireError
-from . import widgets
+from . import commands, widgets
 from .commands import COMMANDS, SLASH, Command
 from .widgets import ChatMessage, PromptArea, Sidebar, Status, StatusLine
 
@@ -547,10 +546,6 @@ class ChatScreen(Screen[None]):
             return False
         if command.app:
             self.post_message(self.AppCommand(command, rest))
-        elif command.args and rest:  # e.g. /rename TITLE, /export json: the action takes what follows
-            done = getattr(self, f"action_{command.action}")(rest)
-            if inspect.isawaitable(done):
-                await done
         else:
-            await self.run_action(command.action)
+            await commands.run(self, command, rest)
         return True

@@ -3,7 +3,13 @@ help screen are all made from this table, so none of them can forget one."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from textual.app import App
+    from textual.widget import Widget
 
 
 @dataclass(frozen=True)
@@ -101,3 +107,13 @@ LOCAL_KEYS: tuple[tuple[str, str, str], ...] = (
 
 def key_label(key: str) -> str:
     return "+".join(part.capitalize() if len(part) > 1 else part.upper() for part in key.split("+"))
+
+
+async def run(target: App[Any] | Widget, command: Command, args: str = "") -> None:
+    """Run `command` on `target` (the app, or the chat screen) with what followed its slash command, if it takes it."""
+    if command.args and args:  # e.g. /model NAME, /export json: the action takes what follows
+        done = getattr(target, f"action_{command.action}")(args)
+        if inspect.isawaitable(done):
+            await done
+    else:
+        await target.run_action(command.action)
