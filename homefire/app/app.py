@@ -29,8 +29,8 @@ from .. import config as cfg
 from .. import session
 from ..config import GenerationSettings, UserConfig
 from ..errors import HomefireError, MemoryLocked
-from .chat import LOADING, NARROW, ChatScreen
 from . import commands
+from .chat import LOADING, NARROW, ChatScreen
 from .commands import COMMANDS
 from .themes import THEMES
 from .widgets import Status

@@ -53,7 +53,15 @@ COMMANDS: tuple[Command, ...] = (
         "/export",
         "[md|json]",
     ),
-    Command("Models", "models", "list, inspect, pull, verify, remove or switch models", "ctrl+t", "/model", "[NAME]", app=True),
+    Command(
+        "Models",
+        "models",
+        "list, inspect, pull, verify, remove or switch models",
+        "ctrl+t",
+        "/model",
+        "[NAME]",
+        app=True,
+    ),
     Command(
         "Cartridges",
         "cartridges",
@@ -63,7 +71,9 @@ COMMANDS: tuple[Command, ...] = (
         "[NAME…|off]",
         app=True,
     ),
-    Command("Memory", "memory", "what homefire remembers about you: see, edit, pin, forget", "ctrl+r", "/memory", app=True),
+    Command(
+        "Memory", "memory", "what homefire remembers about you: see, edit, pin, forget", "ctrl+r", "/memory", app=True
+    ),
     Command("Remember a fact", "remember", "remember something about you", "", "/remember", "FACT"),
     Command("Forget a fact", "forget", "forget what matches", "", "/forget", "WORDS"),
     Command(
@@ -75,9 +85,16 @@ COMMANDS: tuple[Command, ...] = (
         app=True,
     ),
     Command(
-        "Settings", "settings", "system prompt, temperature, context, threads, guard, theme", "ctrl+s", "/settings", app=True
+        "Settings",
+        "settings",
+        "system prompt, temperature, context, threads, guard, theme",
+        "ctrl+s",
+        "/settings",
+        app=True,
     ),
-    Command("Toggle dark/light theme", "toggle_theme", "switch between the dark and the light theme", "", "/theme", app=True),
+    Command(
+        "Toggle dark/light theme", "toggle_theme", "switch between the dark and the light theme", "", "/theme", app=True
+    ),
     Command("Help", "help", "every key and command", "f1", "/help", app=True),
     Command("Command palette", "command_palette", "search every action by name", "ctrl+p", app=True),
     Command("Quit", "quit", "leave homefire (everything is already saved)", "ctrl+q", "/quit", app=True),
