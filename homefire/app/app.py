@@ -14,7 +14,7 @@ import gc
 import os
 import queue
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -46,6 +46,8 @@ UI_CORES = 1
 class HomefireApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "homefire"
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {"chat": "chat"}
+    DEFAULT_MODE = "chat"
     BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
         *(
             Binding(c.key, c.action, c.title, show=c.key == "f1", priority=c.key.startswith("ctrl"))
@@ -140,9 +142,9 @@ class HomefireApp(App[None]):
         self.status = Status(model=self.model_name, guard=self.guard_level)
         self.chat = ChatScreen(self.status, sidebar=config.sidebar)
         self.chat.assistant, self.chat.memory = assistant, self.memory
-
-    def get_default_screen(self) -> Screen[Any]:
-        return self.chat
+        # The chat is the app's one mode: the app then waits for it (and all it composes) to mount before its
+        # own on_mount, as it waits for what it composes itself (a default screen would be left mounting).
+        self.install_screen(self.chat, "chat")
 
     # What tests and benches read of the chat, kept on the app. The assistant lives on the chat screen,
     # which needs it to answer; the app puts it there (and swaps its engine, guard and cartridges).
@@ -187,8 +189,7 @@ class HomefireApp(App[None]):
             self._status(LOADING)
             self.load_model()
         else:
-            self._status("ready")
-            self.chat.fill_sidebar()
+            self._status("ready")  # the chat screen fills its chat list as it mounts, after the app
             self._settle()
 
     exit_promptly = False  # set by run_app: this app is the whole process, and nothing may outlive it

@@ -81,6 +81,9 @@ class ChatScreen(Screen[None]):
         self._sidebar_forced = False  # shown by Ctrl+B on a narrow screen
         self._width = 80
         self._send_when_ready = False  # Enter was pressed while the model loaded
+        self._sidebar = Sidebar(id="sidebar")
+        self._transcript = VerticalScroll(id="transcript")
+        self._prompt = PromptArea(id="prompt", placeholder="Ask anything — Enter sends, Esc stops")
 
     @property
     def ready(self) -> bool:
@@ -90,18 +93,21 @@ class ChatScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="body"):
-            yield Sidebar(id="sidebar")
+            yield self._sidebar
             with Vertical(id="main"):
-                with VerticalScroll(id="transcript"):
+                with self._transcript:
                     yield Static(GREETING, id="greeting")
                     yield Static(HINT, id="hint")
-                yield PromptArea(id="prompt", placeholder="Ask anything — Enter sends, Esc stops")
+                yield self._prompt
         yield StatusLine(id="status")
 
     def on_mount(self) -> None:
-        self.query_one("#transcript", VerticalScroll).anchor()
-        self.query_one("#prompt", PromptArea).focus()
+        self.fit(self._width)
+        self._transcript.anchor()
+        self._prompt.focus()
         self.set_interval(2.0, self.refresh_status)
+        self.fill_sidebar()  # with what the app gave before this screen was composed (the app mounts first)
+        self.refresh_status()
 
     def on_unmount(self) -> None:
         self.cancel_answer()
@@ -110,10 +116,10 @@ class ChatScreen(Screen[None]):
         """The terminal is `width` columns wide (told by the app, also while a dialog covers this screen)."""
         self._width = width
         narrow = width < NARROW
-        self.query_one(Sidebar).display = self._sidebar_wanted and (not narrow or self._sidebar_forced)
+        self._sidebar.display = self._sidebar_wanted and (not narrow or self._sidebar_forced)
 
     def action_toggle_sidebar(self) -> None:
-        sidebar = self.query_one(Sidebar)
+        sidebar = self._sidebar
         if self._width < NARROW:
             self._sidebar_forced = not sidebar.display
             self._sidebar_wanted = self._sidebar_wanted or self._sidebar_forced
@@ -121,9 +127,9 @@ class ChatScreen(Screen[None]):
             self._sidebar_wanted = not sidebar.display
         self.fit(self._width)
         if sidebar.display:
-            self.query_one("#chats").focus()
+            self._sidebar.query_one("#chats").focus()
         else:
-            self.query_one("#prompt", PromptArea).focus()
+            self._prompt.focus()
 
     # ----- status ------------------------------------------------------------------------------------
 
@@ -144,7 +150,7 @@ class ChatScreen(Screen[None]):
         """The app has set `assistant`: send what was typed while the model loaded."""
         if self._send_when_ready:
             self._send_when_ready = False
-            area = self.query_one("#prompt", PromptArea)
+            area = self._prompt
             if area.text.strip():
                 area.action_submit()
 
@@ -154,7 +160,7 @@ class ChatScreen(Screen[None]):
         store = self.memory.store if self.memory is not None else None
         rows = store.conversations(limit=500) if store is not None else []
         current = self.assistant.conversation.id if self.assistant else None
-        self.query_one(Sidebar).show(rows, current)
+        self._sidebar.show(rows, current)
 
     @on(Sidebar.Chosen)
     async def sidebar_chosen(self, event: Sidebar.Chosen) -> None:
@@ -229,7 +235,7 @@ class ChatScreen(Screen[None]):
         # Busy from the first line: the mounts below yield to the event loop, and anything polling in
         # between (a worker, a test waiting for the answer) must not see an idle app with an empty reply.
         self.answering = True
-        transcript = self.query_one("#transcript", VerticalScroll)
+        transcript = self._transcript
         if regenerate:
             self._asked = [m for m in self.query(ChatMessage) if m.role == "user"][-1]
         else:
@@ -331,7 +337,7 @@ class ChatScreen(Screen[None]):
     async def message_action(self, event: ChatMessage.Action) -> None:
         m = event.message
         if event.action == "leave":
-            self.query_one("#prompt", PromptArea).focus()
+            self._prompt.focus()
         elif event.action == "copy":
             self._copy(m.text, "the message")
         elif event.action == "copy_code":
@@ -379,7 +385,7 @@ class ChatScreen(Screen[None]):
             self.notify("Stop the answer first (Esc).")
             return
         self._editing = m.index
-        area = self.query_one("#prompt", PromptArea)
+        area = self._prompt
         area.value = m.text
         area.focus()
         self.show_state("editing", "Enter resends from here on · Esc in the list cancels")
@@ -403,7 +409,7 @@ class ChatScreen(Screen[None]):
             self._cancel.set()
         elif self._editing is not None:
             self._editing = None
-            self.query_one("#prompt", PromptArea).value = ""
+            self._prompt.value = ""
             self.show_state("ready")
 
     async def action_new_chat(self) -> None:
@@ -413,10 +419,10 @@ class ChatScreen(Screen[None]):
         if self.assistant:
             self.assistant.new_conversation()
         self._editing = None
-        await self.query_one("#transcript", VerticalScroll).query(ChatMessage).remove()
+        await self._transcript.query(ChatMessage).remove()
         self.show_state("ready" if self.ready else LOADING)
         self.fill_sidebar()
-        self.query_one("#prompt", PromptArea).focus()
+        self._prompt.focus()
 
     async def action_regenerate(self) -> None:
         if self.answering or not self.ready or self.switching:
@@ -448,15 +454,15 @@ class ChatScreen(Screen[None]):
         await self._note(self.assistant.explain() if self.assistant else "The model is still loading.")
 
     async def _note(self, text: str) -> None:
-        transcript = self.query_one("#transcript", VerticalScroll)
+        transcript = self._transcript
         await transcript.mount(ChatMessage("note", text))
         transcript.scroll_end(animate=False)
 
     def action_remember(self) -> None:
-        self.query_one("#prompt", PromptArea).value = "/remember "
+        self._prompt.value = "/remember "
 
     def action_forget(self) -> None:
-        self.query_one("#prompt", PromptArea).value = "/forget "
+        self._prompt.value = "/forget "
 
     def action_rename_chat(self, title: str = "") -> None:
         from .screens import AskScreen
@@ -519,7 +525,7 @@ class ChatScreen(Screen[None]):
         except HomefireError as exc:
             self.notify(str(exc), severity="error")
             return
-        transcript = self.query_one("#transcript", VerticalScroll)
+        transcript = self._transcript
         await transcript.query(ChatMessage).remove()
         for i, m in enumerate(self.assistant.conversation.messages):
             role = "assistant" if m["role"] == "assistant" else "user"
@@ -532,7 +538,7 @@ class ChatScreen(Screen[None]):
         transcript.scroll_end(animate=False)
         self.show_state("ready", f"chat {conversation_id}")
         self.fill_sidebar()
-        self.query_one("#prompt", PromptArea).focus()
+        self._prompt.focus()
 
     # ----- slash commands ----------------------------------------------------------------------------
 
