@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -180,7 +180,7 @@ class HomefireApp(App[None]):
         for theme in THEMES:
             self.register_theme(theme)
         self.theme = self.config.theme
-        self.on_resize()
+        self._fit(self.size.width)
         if not self.is_headless and not self.is_web and self._terminal_alive():
             self.set_interval(1.0, self._check_terminal)
         if self._config_error:
@@ -201,8 +201,10 @@ class HomefireApp(App[None]):
 
             exit_within()
 
-    def on_resize(self, event: Any = None) -> None:
-        width = self.size.width
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width)  # (self.size is not updated yet: Textual's own handler runs after this one)
+
+    def _fit(self, width: int) -> None:
         self.set_class(width < NARROW, "-narrow")  # dialogs lay out for a narrow screen too (app.tcss)
         self.chat.fit(width)
 
