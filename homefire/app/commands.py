@@ -15,12 +15,21 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Command:
     title: str  # as the palette and the help screen show it
-    action: str  # action_<name> of the chat screen (chat.py), or of the app (app.py) when `app` is set
+    action: str  # action_<name> of the chat screen (chat.py), or of the app (app.py) for APP_ACTIONS
     help: str
     key: str = ""  # a key binding on the app ("" = none)
     slash: str = ""  # a slash command typed in the prompt ("" = none)
     args: str = ""  # what the slash command takes, for the help screen
-    app: bool = False  # the app's own action (dialogs, settings, swapping the model): works from any screen
+
+    @property
+    def app(self) -> bool:
+        """The app's own action (dialogs, settings, swapping the model or memory): it works from any screen."""
+        return self.action in APP_ACTIONS
+
+
+APP_ACTIONS = frozenset(
+    {"models", "cartridges", "memory", "incognito", "settings", "toggle_theme", "help", "command_palette", "quit"}
+)
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -53,15 +62,7 @@ COMMANDS: tuple[Command, ...] = (
         "/export",
         "[md|json]",
     ),
-    Command(
-        "Models",
-        "models",
-        "list, inspect, pull, verify, remove or switch models",
-        "ctrl+t",
-        "/model",
-        "[NAME]",
-        app=True,
-    ),
+    Command("Models", "models", "list, inspect, pull, verify, remove or switch models", "ctrl+t", "/model", "[NAME]"),
     Command(
         "Cartridges",
         "cartridges",
@@ -69,11 +70,8 @@ COMMANDS: tuple[Command, ...] = (
         "ctrl+o",
         "/cartridge",
         "[NAME…|off]",
-        app=True,
     ),
-    Command(
-        "Memory", "memory", "what homefire remembers about you: see, edit, pin, forget", "ctrl+r", "/memory", app=True
-    ),
+    Command("Memory", "memory", "what homefire remembers about you: see, edit, pin, forget", "ctrl+r", "/memory"),
     Command("Remember a fact", "remember", "remember something about you", "", "/remember", "FACT"),
     Command("Forget a fact", "forget", "forget what matches", "", "/forget", "WORDS"),
     Command(
@@ -82,22 +80,14 @@ COMMANDS: tuple[Command, ...] = (
         "from now on save nothing and recall nothing (again: back on)",
         "",
         "/incognito",
-        app=True,
     ),
     Command(
-        "Settings",
-        "settings",
-        "system prompt, temperature, context, threads, guard, theme",
-        "ctrl+s",
-        "/settings",
-        app=True,
+        "Settings", "settings", "system prompt, temperature, context, threads, guard, theme", "ctrl+s", "/settings"
     ),
-    Command(
-        "Toggle dark/light theme", "toggle_theme", "switch between the dark and the light theme", "", "/theme", app=True
-    ),
-    Command("Help", "help", "every key and command", "f1", "/help", app=True),
-    Command("Command palette", "command_palette", "search every action by name", "ctrl+p", app=True),
-    Command("Quit", "quit", "leave homefire (everything is already saved)", "ctrl+q", "/quit", app=True),
+    Command("Toggle dark/light theme", "toggle_theme", "switch between the dark and the light theme", "", "/theme"),
+    Command("Help", "help", "every key and command", "f1", "/help"),
+    Command("Command palette", "command_palette", "search every action by name", "ctrl+p"),
+    Command("Quit", "quit", "leave homefire (everything is already saved)", "ctrl+q", "/quit"),
 )
 
 SLASH = {c.slash: c for c in COMMANDS if c.slash}
