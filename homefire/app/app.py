@@ -308,7 +308,7 @@ class HomefireApp(App[None]):
         gc.collect()
         gc.freeze()
 
-    # ----- actions (the commands table's rows with `app`; the chat screen has the others) ----------------
+    # ----- actions (the commands table's APP_ACTIONS; the chat screen has the others) ------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for c in COMMANDS:

@@ -2,7 +2,7 @@
 
 The app hands it what it needs as attributes (the assistant, the open memory, whether the model is being
 swapped) and it tells the app by messages (a slash command that is the app's to run). Its own commands
-are the rows of commands.py without `app`.
+are the rows of commands.py not in APP_ACTIONS.
 """
 
 from __future__ import annotations
@@ -402,7 +402,7 @@ class ChatScreen(Screen[None]):
         answers = [m for m in self.query(ChatMessage) if m.role == "assistant" and m.index is not None]
         return answers[-1] if answers else None
 
-    # ----- actions (the commands table's rows without `app`) ------------------------------------------
+    # ----- actions (the commands table's rows not in APP_ACTIONS) ----------------------------------------
 
     def action_stop(self) -> None:
         if self.answering:
