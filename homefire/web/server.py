@@ -79,6 +79,37 @@ def _require_textual_serve() -> None:
         raise WebError("the browser route needs textual-serve: pip install 'homefire[web]'")
 
 
+class Access:
+    """Who may use a server on this address: the checks the browser route and the local API share.
+
+    On loopback without a token, only a Host naming this machine (a DNS-rebinding site's name is
+    refused); with a token, every request must carry it (cookie, ?token= or a Bearer header)."""
+
+    def __init__(self, host: str, token: str | None) -> None:
+        self.host, self.token = host, token
+
+    def has_token(self, request: Any) -> bool:
+        assert self.token is not None
+        offered = [request.cookies.get(COOKIE, ""), request.query.get("token", "")]
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            offered.append(auth[7:])
+        return any(o and hmac.compare_digest(o.encode(), self.token.encode()) for o in offered)
+
+    def host_allowed(self, request: Any) -> bool:
+        """On loopback without a token, only a Host naming this machine (a rebinding site's name is refused)."""
+        if self.token is not None:
+            return True
+        name = urlsplit(f"//{request.host}").hostname or ""
+        return is_loopback(name) or name == self.host
+
+    @staticmethod
+    def same_origin(request: Any) -> bool:
+        """A browser's request must come from our own page (no other site may drive the chat or the API)."""
+        origin = request.headers.get("Origin")
+        return origin is None or urlsplit(origin).netloc == request.host
+
+
 class WebServer:
     """textual-serve's Server with our template, our address checks and a session limit."""
 
@@ -89,11 +120,15 @@ class WebServer:
         port: int = 8000,
         token: str | None = None,
         max_sessions: int = 3,
+        api: Any = None,
     ) -> None:
+        """`api`: an api.ApiServer served by the same process and port (`serve --web --api`)."""
         _require_textual_serve()
+        self.api = api
         from textual_serve.server import Server
 
         self.token = check_bind(host, token)
+        self.access = Access(host, self.token)
         self.host, self.port, self.max_sessions = host, port, max_sessions
         self.live: set[Any] = set()  # ChatProcess: a slot is free once its process is gone, not when its page is
         self.closing = False  # the server is stopping: no new chat starts
@@ -105,38 +140,18 @@ class WebServer:
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
         self.page = env.get_template("index.html")
 
-    # -- access -------------------------------------------------------------------------------
-    def _has_token(self, request: Any) -> bool:
-        assert self.token is not None
-        offered = [request.cookies.get(COOKIE, ""), request.query.get("token", "")]
-        auth = request.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            offered.append(auth[7:])
-        return any(o and hmac.compare_digest(o.encode(), self.token.encode()) for o in offered)
-
-    def _host_allowed(self, request: Any) -> bool:
-        """On loopback without a token, only a Host naming this machine (a rebinding site's name is refused)."""
-        if self.token is not None:
-            return True
-        name = urlsplit(f"//{request.host}").hostname or ""
-        return is_loopback(name) or name == self.host
-
-    @staticmethod
-    def _same_origin(request: Any) -> bool:
-        """A browser's websocket must come from our own page (no other site may drive the chat)."""
-        origin = request.headers.get("Origin")
-        return origin is None or urlsplit(origin).netloc == request.host
-
     def middleware(self) -> Any:
         from aiohttp import web
 
         @web.middleware
         async def check(request: web.Request, handler: Handler) -> Any:
-            if not self._host_allowed(request):
+            if self.api is not None and self.api.owns(request.path):
+                return await handler(request)  # the API checks its own requests (the same Access), in its shape
+            if not self.access.host_allowed(request):
                 raise web.HTTPForbidden(text="homefire: this server answers only to its own address\n")
-            if request.path == "/ws" and not self._same_origin(request):
+            if request.path == "/ws" and not self.access.same_origin(request):
                 raise web.HTTPForbidden(text="homefire: the chat connects only from its own page\n")
-            if self.token is not None and not self._has_token(request):
+            if self.token is not None and not self.access.has_token(request):
                 raise web.HTTPUnauthorized(
                     text="homefire: this page needs its access token: open the address `homefire serve --web` printed\n"
                 )
@@ -223,7 +238,10 @@ class WebServer:
     def make_app(self) -> Any:
         from aiohttp import web
 
-        app = web.Application(middlewares=[self.middleware()])
+        middlewares = [self.middleware()] + ([self.api.middleware()] if self.api is not None else [])
+        app = web.Application(middlewares=middlewares, **(self.api.app_options() if self.api is not None else {}))
+        if self.api is not None:
+            self.api.add_routes(app)
         app.add_routes(
             [
                 web.get("/", self.index),
@@ -248,38 +266,16 @@ class WebServer:
 
     async def run(self, ready: Callable[[int], None] | None = None) -> None:
         """Serve until cancelled or signalled; `ready` gets the bound port (useful with port 0)."""
-        from aiohttp import web
 
-        runner = web.AppRunner(self.make_app(), handle_signals=False, access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self.host, self.port)
-            try:
-                await site.start()
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    raise WebError(
-                        f"cannot serve on {self.host}:{self.port}: the port is in use (another server?): "
-                        "choose another with --port"
-                    ) from None
-                raise WebError(f"cannot serve on {self.host}:{self.port}: {exc.strerror or exc}") from None
-            port = runner.addresses[0][1] if runner.addresses else self.port  # the real one, with --port 0
-            if ready is not None:
-                ready(port)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    loop.add_signal_handler(sig, stop.set)
-                except (NotImplementedError, RuntimeError):
-                    pass
-            await stop.wait()
-        finally:
+        async def stopping() -> None:
             self.closing = True
             try:
                 await self.stop_sessions()
             finally:
-                await runner.cleanup()
+                if self.api is not None:
+                    await self.api.stop()
+
+        await run_app(self.make_app(), self.host, self.port, ready, stopping)
 
     def serve(self) -> None:
         def announce(port: int) -> None:
@@ -287,6 +283,50 @@ class WebServer:
                 print(f"homefire: serving the chat app on {url}", flush=True)
             if self.token:
                 print("homefire: that address holds the access token: whoever has it can chat here", flush=True)
+            if self.api is not None:
+                self.api.announce(port)
             print("homefire: Ctrl+C stops the server", flush=True)
 
         asyncio.run(self.run(announce))
+
+
+async def run_app(
+    app: Any,
+    host: str,
+    port: int,
+    ready: Callable[[int], None] | None = None,
+    stopping: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Serve an aiohttp app until cancelled, SIGINT or SIGTERM; `ready` gets the bound port (port 0: a free one),
+    `stopping` runs before the listener closes."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise WebError(
+                    f"cannot serve on {host}:{port}: the port is in use (another server?): choose another with --port"
+                ) from None
+            raise WebError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+        bound = runner.addresses[0][1] if runner.addresses else port  # the real one, with --port 0
+        if ready is not None:
+            ready(bound)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        await stop.wait()
+    finally:
+        try:
+            if stopping is not None:
+                await stopping()
+        finally:
+            await runner.cleanup()
