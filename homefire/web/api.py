@@ -125,7 +125,8 @@ def json_grammar(schema: dict[str, Any] | None, param: str) -> str:
     try:
         return str(llama_grammar.json_schema_to_gbnf(json.dumps(schema)))
     except Exception as exc:  # the converter raises bare ValueErrors, KeyErrors, ... on what it cannot express
-        raise RequestError(f"the JSON schema cannot be used: {one_line(str(exc)) or type(exc).__name__}", param=param)
+        reason = one_line(str(exc)) or type(exc).__name__
+        raise RequestError(f"the JSON schema cannot be used: {reason}", param=param) from None
 
 
 def _model(body: dict[str, Any], required: bool = False) -> str | None:
@@ -158,7 +159,9 @@ def openai_request(body: dict[str, Any], n_ctx: int) -> ChatRequest:
     if not isinstance(stream, bool):
         raise RequestError("'stream' must be true or false", param="stream")
     options = body.get("stream_options")
-    if options is not None and (not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool)):
+    if options is not None and (
+        not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool)
+    ):
         raise RequestError("'stream_options' must be an object like {\"include_usage\": true}", param="stream_options")
     max_tokens = _integer(body, "max_completion_tokens", 1, n_ctx) or _integer(body, "max_tokens", 1, n_ctx)
     settings = GenerationSettings()
@@ -178,11 +181,13 @@ def openai_request(body: dict[str, Any], n_ctx: int) -> ChatRequest:
             spec = fmt.get("json_schema")
             schema = spec.get("schema") if isinstance(spec, dict) else None
             if not isinstance(schema, dict):
-                raise RequestError("response_format.json_schema.schema must be a JSON schema object", param="response_format")
+                raise RequestError(
+                    "response_format.json_schema.schema must be a JSON schema object", param="response_format"
+                )
             grammar = json_grammar(schema, "response_format")
         elif kind != "text":
             raise RequestError(
-                "'response_format' must be {\"type\": \"text\"}, {\"type\": \"json_object\"} or a json_schema",
+                '\'response_format\' must be {"type": "text"}, {"type": "json_object"} or a json_schema',
                 param="response_format",
             )
     return ChatRequest(
@@ -285,9 +290,7 @@ class ApiServer:
             413: "invalid_request_error",
             429: "rate_limit_error",
         }
-        body = {
-            "error": {"message": message, "type": kinds.get(status, "server_error"), "param": param, "code": code}
-        }
+        body = {"error": {"message": message, "type": kinds.get(status, "server_error"), "param": param, "code": code}}
         return web.json_response(body, status=status, headers=headers)
 
     def _cors_origin(self, request: Any) -> str | None:
@@ -465,7 +468,9 @@ class ApiServer:
         for mid, model, _ in self.backend.model_ids():
             if mid == wanted:
                 return web.json_response(self._model_card(mid, model))
-        raise RequestError(f"The model '{wanted}' does not exist here", param="model", code="model_not_found", status=404)
+        raise RequestError(
+            f"The model '{wanted}' does not exist here", param="model", code="model_not_found", status=404
+        )
 
     @staticmethod
     def _model_card(mid: str, model: Any) -> dict[str, Any]:
@@ -525,7 +530,14 @@ class ApiServer:
                     async for piece in reply.pieces:
                         await response.write(chunk({"content": piece}, None))
                 except RequestError as exc:
-                    err = {"error": {"message": str(exc), "type": "invalid_request_error", "param": exc.param, "code": exc.code}}
+                    err = {
+                        "error": {
+                            "message": str(exc),
+                            "type": "invalid_request_error",
+                            "param": exc.param,
+                            "code": exc.code,
+                        }
+                    }
                     await response.write(b"data: " + json.dumps(err).encode() + b"\n\n")
                     await response.write(b"data: [DONE]\n\n")
                     return response
@@ -690,7 +702,9 @@ class ApiServer:
     async def api_chat(self, request: Any) -> Any:
         body = await self._body(request)
         req = ollama_request(body, self._n_ctx(), _messages(body.get("messages")))
-        return await self._ollama_answer(request, body, req, lambda text: {"message": {"role": "assistant", "content": text}})
+        return await self._ollama_answer(
+            request, body, req, lambda text: {"message": {"role": "assistant", "content": text}}
+        )
 
     async def api_generate(self, request: Any) -> Any:
         from aiohttp import web
@@ -773,7 +787,11 @@ class ApiServer:
         texts = self._inputs(body.get("input"), "input")
         vectors, tokens = await self.backend.embed(texts)
         return web.json_response(
-            {"model": body.get("model") or self.backend.encoder_name, "embeddings": vectors, "prompt_eval_count": tokens}
+            {
+                "model": body.get("model") or self.backend.encoder_name,
+                "embeddings": vectors,
+                "prompt_eval_count": tokens,
+            }
         )
 
     async def api_embeddings(self, request: Any) -> Any:

@@ -20,10 +20,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .. import session
 from ..assistant import Assistant, refusal
@@ -426,7 +426,7 @@ class Backend:
             history = [m for m in req.messages[:-1] if m["role"] in ("user", "assistant")]
             assistant.conversation.messages = [dict(m) for m in history]
             question = req.messages[-1]["content"]
-            turn = assistant.turn(question, cancel)
+            turn = cast(Generator[str, None, None], assistant.turn(question, cancel))  # closed when done
         except BaseException:
             await lease.__aexit__(None, None, None)
             raise
@@ -535,7 +535,10 @@ class Backend:
             if messages and messages[0]["role"] == "system":
                 facts = memory.recall(text)
                 if facts:
-                    messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{memory.facts_prompt(facts)}"}
+                    messages[0] = {
+                        "role": "system",
+                        "content": f"{messages[0]['content']}\n\n{memory.facts_prompt(facts)}",
+                    }
             return cid, mid
 
         return await asyncio.get_running_loop().run_in_executor(self._memory_thread, save)

@@ -49,7 +49,9 @@ def _api(args: argparse.Namespace, token: str | None) -> Any:
     options = session.Options(model=args.model, n_ctx=args.ctx, threads=args.threads, kv=args.kv, guard=args.guard)
     plan = session.resolve(options)
     if plan.guard == "off":
-        print("homefire: the guard is OFF for the API (--guard off): prompts reach the model unchecked", file=sys.stderr)
+        print(
+            "homefire: the guard is OFF for the API (--guard off): prompts reach the model unchecked", file=sys.stderr
+        )
     backend = Backend(plan, slots=args.slots, max_queue=args.max_queue, memory=args.memory)
     backend.open()
     memory = "saved to memory, facts recalled" if args.memory else "nothing saved (add --memory to keep them)"
@@ -59,7 +61,12 @@ def _api(args: argparse.Namespace, token: str | None) -> Any:
     )
     access = Access(args.host, token)
     return ApiServer(
-        backend, access, cors_origins=args.cors_origin, max_body=args.max_body_kb * 1024, alone=not args.web, port=args.port
+        backend,
+        access,
+        cors_origins=args.cors_origin,
+        max_body=args.max_body_kb * 1024,
+        alone=not args.web,
+        port=args.port,
     )
 
 
