@@ -361,3 +361,19 @@ def test_ollama_blocked_embed_and_errors(olla: ollama.Client) -> None:
     schema = {"type": "object", "properties": {"answer": {"type": "string", "maxLength": 20}}, "required": ["answer"]}
     typed = olla.generate(model=MODEL, prompt=question, format=schema, options=opts)
     assert list(json.loads(typed.response)) == ["answer"]
+
+
+def test_web_and_api_are_served_by_one_process(tmp_path: Path) -> None:
+    both = Served(["--web", "--ctx", "1024"], tmp_path / "home")
+    try:
+        assert any("serving the chat app on" in line for line in both.log)
+        code, headers, page = both.request("GET", "/")
+        assert code == 200 and headers["content-type"].startswith("text/html") and "homefire" in page
+        code, _, models = both.request("GET", "/v1/models")
+        assert code == 200 and models["data"][0]["id"] == MODEL
+        code, _, out = both.request("GET", "/v1/models", headers={"Host": "evil.example"})
+        assert code == 403 and out["error"]["type"] == "permission_error"
+        code, _, _ = both.request("GET", "/", headers={"Host": "evil.example"})
+        assert code == 403
+    finally:
+        both.stop()

@@ -529,13 +529,14 @@ class ApiServer:
                 try:
                     async for piece in reply.pieces:
                         await response.write(chunk({"content": piece}, None))
-                except RequestError as exc:
+                except HomefireError as exc:
+                    param, code = getattr(exc, "param", None), getattr(exc, "code", None)
                     err = {
                         "error": {
-                            "message": str(exc),
+                            "message": one_line(str(exc)),
                             "type": "invalid_request_error",
-                            "param": exc.param,
-                            "code": exc.code,
+                            "param": param,
+                            "code": code,
                         }
                     }
                     await response.write(b"data: " + json.dumps(err).encode() + b"\n\n")
@@ -750,8 +751,8 @@ class ApiServer:
                     async for piece in reply.pieces:
                         line = {"model": reply.model, "created_at": _now(), **shape(piece), "done": False}
                         await response.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
-                except RequestError as exc:
-                    await response.write(json.dumps({"error": str(exc)}).encode() + b"\n")
+                except HomefireError as exc:
+                    await response.write(json.dumps({"error": one_line(str(exc))}).encode() + b"\n")
                     return response
                 last = {"model": reply.model, "created_at": _now(), **shape(""), **self._ollama_done(reply)}
                 await response.write(json.dumps(last).encode() + b"\n")

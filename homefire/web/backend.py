@@ -479,6 +479,8 @@ class Backend:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
+        done = loop.create_future()
+
         def pump() -> None:
             try:
                 for piece in source:
@@ -486,9 +488,12 @@ class Backend:
                 loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
             except BaseException as exc:  # handed to the request, which answers in its API's shape
                 loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+            finally:
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
 
         self.active += 1
-        worker = loop.run_in_executor(None, pump)
+        # A thread of its own, not the loop's executor: a long answer must not hold a worker the guard needs.
+        threading.Thread(target=pump, name="homefire-api-stream", daemon=True).start()
         try:
             while True:
                 try:
@@ -505,8 +510,7 @@ class Backend:
                 yield value
         finally:
             stop()
-            with contextlib.suppress(Exception):
-                await worker
+            await done
             self.active -= 1
 
     # -- memory (--memory) ------------------------------------------------------------------------
