@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import __version__
 from ..config import GenerationSettings
-from ..errors import HomefireError, one_line
+from ..errors import HomefireError, PromptError, one_line
 from .backend import Backend, ChatRequest, QueueFull, Reply, RequestError
 from .server import Access
 
@@ -117,16 +117,13 @@ def _cartridge_list(body: dict[str, Any]) -> list[str]:
 
 
 def json_grammar(schema: dict[str, Any] | None, param: str) -> str:
-    """GBNF for JSON output: any JSON object, or one valid for a JSON schema (llama.cpp's own converter)."""
-    from llama_cpp import llama_grammar
+    """GBNF for JSON output (any object, or one valid for a JSON schema): the scheduler's, with the param named."""
+    from ..engine.batch import json_grammar as grammar
 
-    if schema is None:
-        return str(llama_grammar.JSON_GBNF)
     try:
-        return str(llama_grammar.json_schema_to_gbnf(json.dumps(schema)))
-    except Exception as exc:  # the converter raises bare ValueErrors, KeyErrors, ... on what it cannot express
-        reason = one_line(str(exc)) or type(exc).__name__
-        raise RequestError(f"the JSON schema cannot be used: {reason}", param=param) from None
+        return grammar(schema)
+    except PromptError as exc:
+        raise RequestError(str(exc), param=param) from None
 
 
 def _model(body: dict[str, Any], required: bool = False) -> str | None:
