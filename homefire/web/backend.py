@@ -489,7 +489,7 @@ class Backend:
             except BaseException as exc:  # handed to the request, which answers in its API's shape
                 loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
             finally:
-                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+                loop.call_soon_threadsafe(_finish, done)
 
         self.active += 1
         # A thread of its own, not the loop's executor: a long answer must not hold a worker the guard needs.
@@ -595,6 +595,11 @@ class Backend:
     @property
     def encoder_name(self) -> str:
         return "all-minilm-l6-v2"
+
+
+def _finish(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def _empty() -> AsyncIterator[str]:
