@@ -1,0 +1,134 @@
+"""The batching scheduler on the real default model: the API server's engine side (issue 19)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import replace
+
+import pytest
+
+from homefire.config import GenerationSettings
+from homefire.engine import Engine
+from homefire.engine.batch import Job, QueueFull, Scheduler, StopMatcher
+from homefire.errors import PromptError
+
+SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
+
+
+def ask(text: str) -> list[dict[str, str]]:
+    return [SYSTEM, {"role": "user", "content": text}]
+
+
+@pytest.fixture(scope="module")
+def scheduler(engine: Engine):  # type: ignore[no-untyped-def]
+    sched = Scheduler(engine, slots=4, max_queue=4)
+    yield sched
+    sched.close()
+
+
+def job(engine: Engine, text: str, settings: GenerationSettings, **kw: object) -> Job:
+    return Job(engine.fit(ask(text), settings.max_tokens).tokens, settings, **kw)  # type: ignore[arg-type]
+
+
+def test_greedy_answer_equals_the_engines(engine: Engine, scheduler: Scheduler, greedy: GenerationSettings) -> None:
+    engine.reset()
+    expected = engine.generate(ask("What is the capital of France?"), greedy)
+    stream = scheduler.submit(job(engine, "What is the capital of France?", greedy))
+    assert "".join(stream) == expected
+    assert stream.result.finish_reason == "stop"
+    assert stream.result.prompt_tokens == len(engine.prompt_tokens(ask("What is the capital of France?")))
+    assert stream.result.completion_tokens > 0 and stream.result.time_to_first_token_s > 0
+
+
+def test_stop_string_ends_the_answer_before_it(
+    engine: Engine, scheduler: Scheduler, greedy: GenerationSettings
+) -> None:
+    engine.reset()
+    full = engine.generate(ask("Count from one to ten, in words."), greedy)
+    cut = full.index(" ", len(full) // 3)
+    stop = full[cut : cut + 4]  # spans more than one token
+    stream = scheduler.submit(job(engine, "Count from one to ten, in words.", greedy, stop=[stop]))
+    assert "".join(stream) == full[: full.index(stop)]
+    assert stream.result.finish_reason == "stop"
+
+
+def test_stop_matcher_holds_back_a_partial_stop() -> None:
+    m = StopMatcher(["END"])
+    assert m.feed("abcE") == "abc"
+    assert m.feed("N") == ""
+    assert m.feed("x") == "ENx"
+    assert m.feed("fooEN") == "foo"
+    assert m.feed("D tail") == "" and m.stopped
+
+
+def test_grammar_output_parses_as_json(engine: Engine, scheduler: Scheduler, greedy: GenerationSettings) -> None:
+    grammar = r"""root ::= "{" ws "\"city\":" ws string ws "}"
+string ::= "\"" [A-Za-z ]{1,30} "\""
+ws ::= [ ]?"""
+    stream = scheduler.submit(
+        job(engine, "Which city is the capital of France? Answer in JSON.", greedy, grammar=grammar)
+    )
+    value = json.loads("".join(stream))
+    assert isinstance(value["city"], str)
+    assert stream.result.finish_reason == "stop"
+
+
+def test_a_bad_grammar_is_a_clear_error(engine: Engine, scheduler: Scheduler, greedy: GenerationSettings) -> None:
+    with pytest.raises(PromptError, match="grammar"):
+        scheduler.submit(job(engine, "Hi", greedy, grammar="root ::= ("))
+
+
+def test_cancel_ends_the_stream(engine: Engine, scheduler: Scheduler, greedy: GenerationSettings) -> None:
+    stream = scheduler.submit(job(engine, "Write a long story about a dragon.", replace(greedy, max_tokens=300)))
+    pieces = [next(stream), next(stream)]
+    stream.close()
+    pieces += list(stream)
+    assert stream.result.finish_reason == "cancelled"
+    assert len(pieces) < 300
+    after = scheduler.submit(job(engine, "What is the capital of France?", greedy))
+    assert "Paris" in "".join(after)
+
+
+def test_queue_full_is_raised_when_the_queue_is_full(engine: Engine, greedy: GenerationSettings) -> None:
+    sched = Scheduler(engine, slots=1, max_queue=1)
+    try:
+        long = replace(greedy, max_tokens=200)
+        first = sched.submit(job(engine, "Write a long story about a dragon.", long))
+        next(first)  # running: it holds the only slot
+        second = sched.submit(job(engine, "Write a long story about a cat.", long))
+        with pytest.raises(QueueFull) as err:
+            sched.submit(job(engine, "Hi", greedy))
+        assert err.value.retry_after > 0
+        first.close()
+        second.close()
+        list(first), list(second)
+    finally:
+        sched.close()
+
+
+def test_an_empty_or_too_long_prompt_is_refused(
+    engine: Engine, scheduler: Scheduler, greedy: GenerationSettings
+) -> None:
+    with pytest.raises(PromptError, match="empty"):
+        scheduler.submit(Job([], greedy))
+    with pytest.raises(PromptError, match="too long"):
+        scheduler.submit(Job([1] * engine.n_ctx, greedy))
+
+
+def test_jobs_from_several_threads_all_complete(
+    engine: Engine, scheduler: Scheduler, greedy: GenerationSettings
+) -> None:
+    questions = ["What is the capital of France?", "Name three fruits.", "What is 2 + 2?", "Say hello."]
+    answers: dict[str, str] = {}
+
+    def client(q: str) -> None:
+        answers[q] = "".join(scheduler.submit(job(engine, q, greedy)))
+
+    threads = [threading.Thread(target=client, args=(q,)) for q in questions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(answers) == set(questions) and all(answers.values())
+    assert "Paris" in answers[questions[0]]
