@@ -116,6 +116,95 @@ def test_an_empty_or_too_long_prompt_is_refused(
         scheduler.submit(Job([1] * engine.n_ctx, greedy))
 
 
+def solo(engine: Engine, text: str, settings: GenerationSettings) -> str:
+    engine.reset()
+    return engine.generate(ask(text), settings)
+
+
+def test_four_jobs_at_once_each_get_their_own_answer(
+    engine: Engine, scheduler: Scheduler, greedy: GenerationSettings
+) -> None:
+    questions = ["What is the capital of France?", "Name three fruits.", "What is 2 + 2?", "Say hello in Spanish."]
+    expected, reasons = {}, {}
+    for q in questions:
+        expected[q] = solo(engine, q, greedy)
+        assert engine.last_stats is not None
+        reasons[q] = engine.last_stats.finish_reason
+    answers: dict[str, str] = {}
+    streams = {q: scheduler.submit(job(engine, q, greedy)) for q in questions}  # all queued before any is read
+
+    def client(q: str) -> None:
+        answers[q] = "".join(streams[q])
+
+    threads = [threading.Thread(target=client, args=(q,)) for q in questions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == expected
+    assert {q: s.result.finish_reason for q, s in streams.items()} == reasons
+
+
+def test_cancel_frees_the_slot_for_a_queued_job(engine: Engine, greedy: GenerationSettings) -> None:
+    sched = Scheduler(engine, slots=1, max_queue=2)
+    try:
+        first = sched.submit(job(engine, "Write a long story about a dragon.", replace(greedy, max_tokens=400)))
+        pieces = [next(first), next(first)]
+        queued = sched.submit(job(engine, "What is the capital of France?", greedy))
+        first.close()
+        pieces += list(first)
+        assert first.result.finish_reason == "cancelled"
+        assert first.result.completion_tokens < 400
+        assert "".join(queued) == solo(engine, "What is the capital of France?", greedy)
+        assert queued.result.finish_reason == "stop"
+    finally:
+        sched.close()
+
+
+def test_a_cancelled_queued_job_never_runs(engine: Engine, greedy: GenerationSettings) -> None:
+    sched = Scheduler(engine, slots=1, max_queue=2)
+    try:
+        first = sched.submit(job(engine, "Write a long story about a dragon.", replace(greedy, max_tokens=400)))
+        next(first)
+        queued = sched.submit(job(engine, "What is the capital of France?", greedy))
+        queued.close()
+        assert list(queued) == [] and queued.result.finish_reason == "cancelled"
+        assert queued.result.completion_tokens == 0
+        first.close()
+        list(first)
+    finally:
+        sched.close()
+
+
+def test_a_follow_up_reuses_the_cached_prefix(engine: Engine, scheduler: Scheduler, greedy: GenerationSettings) -> None:
+    messages = ask("What is the capital of Italy?")
+    prompt = engine.fit(messages, greedy.max_tokens).tokens
+    answer = "".join(scheduler.submit(Job(prompt, greedy)))
+    messages += [{"role": "assistant", "content": answer}, {"role": "user", "content": "And of Spain?"}]
+    follow = scheduler.submit(Job(engine.fit(messages, greedy.max_tokens).tokens, greedy))
+    text = "".join(follow)
+    assert follow.result.cached_tokens >= len(prompt)
+    assert follow.result.prompt_tokens > follow.result.cached_tokens
+    # The engine's own prefix reuse evaluates the same pieces: the same answer.
+    engine.reset()
+    assert engine.generate(messages[:2], greedy) == answer
+    assert text == engine.generate(messages, greedy)
+    assert engine.last_stats is not None
+    assert engine.last_stats.prompt_tokens_evaluated == follow.result.prompt_tokens - follow.result.cached_tokens
+
+
+def test_a_seed_makes_sampling_repeatable(engine: Engine, scheduler: Scheduler, greedy: GenerationSettings) -> None:
+    warm = replace(greedy, temperature=0.9, seed=1234)
+    first = "".join(scheduler.submit(job(engine, "Tell me a short poem about rain.", warm)))
+    again = "".join(scheduler.submit(job(engine, "Tell me a short poem about rain.", warm)))
+    assert first and first == again
+    others = {
+        "".join(scheduler.submit(job(engine, "Tell me a short poem about rain.", replace(warm, seed=s))))
+        for s in (1, 2, 3)
+    }
+    assert len(others | {first}) > 1  # the seed is what made them equal
+
+
 def test_jobs_from_several_threads_all_complete(
     engine: Engine, scheduler: Scheduler, greedy: GenerationSettings
 ) -> None:

@@ -1,20 +1,26 @@
 """Several answers at once on one loaded model, for the local API server (issue 19).
 
-`Scheduler.submit(job)` queues a job and returns a `Stream` at once; a decode thread runs the
-jobs. This first version runs one job at a time on the engine (the interface the server codes
-against, /work/notes/api-interface.md); continuous batching replaces its inside.
+`Scheduler.submit(job)` queues a job and returns a `Stream` at once; a decode thread of the
+scheduler's own decodes every running job together, one token each per `llama_decode` call
+(continuous batching: jobs join and leave between steps), each with its own sampler chain.
 """
 
 from __future__ import annotations
 
+import codecs
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
+
+import llama_cpp as L
 
 from ..config import GenerationSettings
-from ..errors import HomefireError, PromptError
-from .engine import Engine, Prompt
+from ..errors import HomefireError, ModelError, PromptError
+from .engine import KV_TYPES, Engine
+from .threads import ThreadTuner
 
 _END = object()  # put on a stream's queue after its last piece
 
@@ -87,6 +93,7 @@ class Stream(Iterator[str]):
     def __init__(self, job: Job) -> None:
         self.job = job
         self.result = Result(prompt_tokens=len(job.prompt))
+        self.submitted = time.perf_counter()
         self._pieces: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._done = False
@@ -121,8 +128,41 @@ class Stream(Iterator[str]):
         self._pieces.put(_END)
 
 
+class _Slot:
+    """One llama.cpp sequence: the tokens its KV cache holds, and the job decoding in it (if any)."""
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.cached: list[int] = []  # tokens in this sequence's KV cache, in order
+        self.stream: Stream | None = None
+        self.chain: Any = None
+        self.pending: list[int] = []  # prompt tokens still to evaluate
+        self.next_token = -1  # sampled, to be evaluated in the next step (-1: none)
+        self.stops = StopMatcher([])
+        self.utf8: codecs.IncrementalDecoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.prefilled_at = 0.0
+        self.last_used = 0.0
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 class Scheduler:
-    """Runs submitted jobs on one engine's model in a decode thread of its own."""
+    """Continuous batching: every decode step evaluates one token of each answering job, plus a piece of
+    the prompt of jobs that just joined, in one `llama_decode` call on a context of its own.
+
+    The context shares the engine's loaded model (weights are loaded once) and has one KV stream
+    per slot (`n_seq_max = slots`, llama.cpp's default non-unified cache), each as large as the
+    engine's context, so a job fits exactly when it would fit the engine. Jobs join and leave
+    between steps; a finished job's tokens stay cached in its slot, and a new job takes the free
+    slot whose cache shares the longest prefix with its prompt, evaluating only the rest.
+    """
 
     def __init__(self, engine: Engine, *, slots: int = 4, max_queue: int = 16) -> None:
         if slots < 1 or max_queue < 0:
@@ -130,10 +170,38 @@ class Scheduler:
         self._engine = engine
         self.slots = slots
         self.max_queue = max_queue
+        self.n_ctx = engine.n_ctx  # per job, as the engine's
+        cparams = L.llama_context_default_params()
+        cparams.n_seq_max = slots
+        cparams.kv_unified = False  # a KV stream per sequence: attention never scans other jobs' cells
+        cparams.n_ctx = engine.n_ctx * slots
+        cparams.n_batch = cparams.n_ubatch = engine.n_batch
+        cparams.n_threads = cparams.n_threads_batch = engine.n_threads
+        cparams.type_k = cparams.type_v = KV_TYPES[engine.kv_type]
+        cparams.flash_attn_type = (
+            L.LLAMA_FLASH_ATTN_TYPE_ENABLED if engine.flash_attn else L.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+        cparams.no_perf = True
+        self._ctx = L.llama_init_from_model(engine._model, cparams)
+        if not self._ctx:
+            raise ModelError(
+                f"not enough memory for {slots} answers at once with a {engine.n_ctx}-token context: "
+                "use fewer slots or a smaller --ctx"
+            )
+        self._mem = L.llama_get_memory(self._ctx)
+        self.n_batch = engine.n_batch
+        self._batch = L.llama_batch_init(self.n_batch, 0, 1)
+        self._threads = engine.n_threads
+        # One tuner per batch width: a step's time depends on how many jobs it carries.
+        self._tuners: dict[int, ThreadTuner] = {}
+        self._tune_from = engine._tuners[0] if engine._tuners is not None else None
+        self._slots = [_Slot(i) for i in range(slots)]
         self._lock = threading.Lock()
-        self._waiting: list[Stream] = []
         self._wake = threading.Condition(self._lock)
+        self._waiting: list[Stream] = []
         self._closed = False
+        self._clear = False
+        self._recent_s: list[float] = []  # how long recent jobs took, for Retry-After
         self._thread = threading.Thread(target=self._run, name="homefire-decode", daemon=True)
         self._thread.start()
 
@@ -142,72 +210,237 @@ class Scheduler:
         return self._engine
 
     def submit(self, job: Job) -> Stream:
-        """Queue a job; never waits for other jobs. Raises QueueFull when `max_queue` jobs are waiting."""
+        """Queue a job; never waits for other jobs. Raises QueueFull when `max_queue` jobs wait for a slot,
+        PromptError for an empty or too long prompt or a grammar llama.cpp cannot parse."""
         if not job.prompt:
             raise PromptError("nothing to answer: the prompt is empty")
-        if len(job.prompt) >= self._engine.n_ctx:
+        if len(job.prompt) >= self.n_ctx:
             raise PromptError(
                 f"the prompt is too long for the context ({len(job.prompt):,} tokens; "
-                f"the context holds {self._engine.n_ctx:,}): shorten it, or use a larger --ctx"
+                f"the context holds {self.n_ctx:,}): shorten it, or use a larger --ctx"
             )
-        # A grammar that does not parse is the caller's error, told now rather than mid-stream.
         self._engine.check_grammar(job.grammar)
         stream = Stream(job)
         with self._lock:
             if self._closed:
                 raise HomefireError("the scheduler is closed")
-            if len(self._waiting) >= self.max_queue:
-                raise QueueFull(f"{len(self._waiting)} requests are already waiting: try again shortly", 1.0)
+            busy = sum(s.stream is not None for s in self._slots)
+            if busy >= self.slots and len(self._waiting) >= self.max_queue:
+                raise QueueFull(
+                    f"{len(self._waiting)} requests are already waiting: try again shortly", self._retry_after()
+                )
             self._waiting.append(stream)
             self._wake.notify()
         return stream
 
     def clear_cache(self) -> None:
-        """Forget the prompts kept for prefix reuse."""
-        with self._engine._lock:
-            self._engine.reset()
+        """Forget the prompts idle slots keep for prefix reuse (done before the next job starts)."""
+        with self._lock:
+            self._clear = True
+            self._wake.notify()
+
+    def _retry_after(self) -> float:
+        """Seconds until a place in the queue is likely free: recent jobs' mean length times the queue's turns."""
+        mean = sum(self._recent_s) / len(self._recent_s) if self._recent_s else 1.0
+        return float(min(60.0, max(1.0, mean * (len(self._waiting) + 1) / self.slots)))
 
     def close(self) -> None:
-        """Stop the decode thread; jobs still waiting end as cancelled."""
+        """Stop the decode thread (jobs still running or waiting end as cancelled) and free the context."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
-            for stream in self._waiting:
-                stream.job.cancel.set()
             self._wake.notify()
         self._thread.join()
+        if self._ctx:
+            L.llama_batch_free(self._batch)
+            L.llama_free(self._ctx)
+            self._ctx = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+    # -- the decode thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._waiting and not self._closed:
-                    self._wake.wait()
-                if self._closed and not self._waiting:
-                    return
-                stream = self._waiting.pop(0)
-            self._serve(stream)
-
-    def _serve(self, stream: Stream) -> None:
-        job, result = stream.job, stream.result
-        stops = StopMatcher(job.stop)
         try:
-            if job.cancel.is_set():
-                result.finish_reason = "cancelled"
+            while self._step():
+                pass
+        finally:
+            with self._lock:
+                waiting, self._waiting = self._waiting, []
+            for slot in self._slots:
+                if slot.stream is not None:
+                    self._finish(slot, "cancelled")
+            for stream in waiting:
+                stream.result.finish_reason = "cancelled"
                 stream._end()
+
+    def _step(self) -> bool:
+        """One decode step; False when the scheduler is closed."""
+        with self._lock:
+            while not (self._closed or self._clear or self._waiting or any(s.stream is not None for s in self._slots)):
+                self._wake.wait()
+            if self._closed:
+                return False
+            if self._clear:
+                self._clear = False
+                for slot in self._slots:
+                    if slot.stream is None and slot.cached:
+                        L.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+                        slot.cached = []
+            for stream in [s for s in self._waiting if s.job.cancel.is_set()]:
+                self._waiting.remove(stream)
+                stream.result.finish_reason = "cancelled"
+                stream._end()
+            while self._waiting and any(s.stream is None for s in self._slots):
+                self._start(self._waiting.pop(0))
+        for slot in self._slots:
+            if slot.stream is not None and slot.stream.job.cancel.is_set():
+                self._finish(slot, "cancelled")
+        self._decode_step()
+        return True
+
+    def _start(self, stream: Stream) -> None:
+        """Give a job the free slot whose cache shares the longest prefix with its prompt."""
+        prompt = stream.job.prompt
+        free = [s for s in self._slots if s.stream is None]
+        slot = max(free, key=lambda s: (common_prefix(s.cached, prompt), -s.last_used))
+        keep = min(common_prefix(slot.cached, prompt), len(prompt) - 1)  # the last token is always evaluated
+        if keep < len(slot.cached):
+            if not L.llama_memory_seq_rm(self._mem, slot.seq, keep, -1):
+                L.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+                keep = 0
+            del slot.cached[keep:]
+        slot.stream = stream
+        slot.pending = prompt[keep:]
+        slot.next_token = -1
+        slot.chain = self._engine._sampler(stream.job.settings, stream.job.grammar)
+        slot.stops = StopMatcher(stream.job.stop)
+        slot.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stream.result.cached_tokens = keep
+
+    def _decode_step(self) -> None:
+        """A piece of one joining job's prompt, then one token of every answering job.
+
+        The prompt piece is a `llama_decode` of its own: llama.cpp splits a batch of several sequences
+        into pieces of equal length per sequence, and a token's logits depend on how many tokens of its
+        sequence are evaluated with it (measured: the last prompt token alone vs with the one before it
+        moves logits by up to 1.3). Alone, a prompt is evaluated exactly as the engine evaluates it, and
+        answering tokens (one per sequence) exactly as the engine's; so a greedy answer is the engine's.
+        """
+        joining = next((s for s in self._slots if s.stream is not None and s.pending), None)
+        if joining is not None:
+            take = joining.pending[: self.n_batch]
+            del joining.pending[: len(take)]
+            for i, tok in enumerate(take):
+                self._add(i, tok, len(joining.cached), joining.seq, not joining.pending and i == len(take) - 1)
+                joining.cached.append(tok)
+            if not self._run_batch(len(take), None):
                 return
-            pieces = self._engine.stream_tokens(Prompt(job.prompt, 0, 0), job.settings, job.cancel, job.grammar)
-            for piece in pieces:
-                stream._put(stops.feed(piece))
-                if stops.stopped:
-                    pieces.close()  # type: ignore[attr-defined]
-                    break
-            stream._put(stops.flush())
-            stats = self._engine.last_stats
-            if stats is not None:
-                result.finish_reason = "stop" if stops.stopped else stats.finish_reason
-                result.cached_tokens = stats.prompt_tokens - stats.prompt_tokens_evaluated
-                result.completion_tokens = stats.completion_tokens
-                result.time_to_first_token_s = stats.time_to_first_token_s
-                result.decode_tokens_per_s = stats.decode_tokens_per_s
-            stream._end()
-        except Exception as exc:  # the job's own failure (a bad grammar): its reader gets it
-            stream._end(exc)
+            if not joining.pending:
+                self._sample(joining, len(take) - 1)
+        rows: list[_Slot] = []
+        for slot in self._slots:
+            if slot.stream is not None and slot.next_token >= 0:
+                self._add(len(rows), slot.next_token, len(slot.cached), slot.seq, True)
+                slot.cached.append(slot.next_token)
+                slot.next_token = -1
+                rows.append(slot)
+        if rows and self._run_batch(len(rows), self._tuner(len(rows))):
+            for row, slot in enumerate(rows):
+                self._sample(slot, row)
+
+    def _run_batch(self, n: int, tuner: ThreadTuner | None) -> bool:
+        """Evaluate the batch's first n tokens; False (and every job failed) if llama.cpp refused it."""
+        self._batch.n_tokens = n
+        started = time.perf_counter()
+        rc = L.llama_decode(self._ctx, self._batch)
+        if rc != 0:
+            self._fail(ModelError(f"llama.cpp failed to evaluate a batch (code {rc}): try a shorter conversation"))
+            return False
+        if tuner is not None:
+            tuner.record(time.perf_counter() - started)
+        return True
+
+    def _add(self, i: int, token: int, pos: int, seq: int, logits: bool) -> None:
+        b = self._batch
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq
+        b.logits[i] = logits
+
+    def _sample(self, slot: _Slot, row: int) -> None:
+        stream = slot.stream
+        assert stream is not None
+        result, settings = stream.result, stream.job.settings
+        if not slot.prefilled_at:
+            slot.prefilled_at = time.perf_counter()
+        token = L.llama_sampler_sample(slot.chain, self._ctx, row)
+        if L.llama_vocab_is_eog(self._engine._vocab, token):
+            self._finish(slot, "stop")
+            return
+        result.completion_tokens += 1
+        text = slot.stops.feed(slot.utf8.decode(self._engine._piece(token)))
+        if text:
+            if not result.time_to_first_token_s:
+                result.time_to_first_token_s = time.perf_counter() - stream.submitted
+            stream._put(text)
+        if slot.stops.stopped:
+            self._finish(slot, "stop")
+        elif len(slot.cached) >= self.n_ctx:
+            self._finish(slot, "context")
+        elif result.completion_tokens >= settings.max_tokens:
+            self._finish(slot, "length")
+        else:
+            slot.next_token = token
+
+    def _finish(self, slot: _Slot, reason: str) -> None:
+        """End the slot's job; its evaluated tokens stay cached for the next job with the same start."""
+        stream = slot.stream
+        assert stream is not None
+        result = stream.result
+        result.finish_reason = reason
+        if not slot.stops.stopped:
+            stream._put(slot.stops.feed(slot.utf8.decode(b"", final=True)))
+            stream._put(slot.stops.flush())
+        end = time.perf_counter()
+        if result.completion_tokens and slot.prefilled_at:
+            result.decode_tokens_per_s = result.completion_tokens / max(end - slot.prefilled_at, 1e-9)
+        if reason == "cancelled" and slot.pending:
+            # Stopped during its prompt: the cache holds a part of it, which is still a valid prefix.
+            slot.pending = []
+        L.llama_sampler_free(slot.chain)
+        slot.chain, slot.stream, slot.next_token, slot.prefilled_at = None, None, -1, 0.0
+        slot.last_used = end
+        self._recent_s = [*self._recent_s[-15:], end - stream.submitted]
+        stream._end()
+
+    def _fail(self, error: HomefireError) -> None:
+        """llama.cpp refused a batch: every running job ends with the error and the caches are cleared."""
+        L.llama_memory_clear(self._mem, True)
+        for slot in self._slots:
+            slot.cached = []
+            if slot.stream is not None:
+                stream = slot.stream
+                L.llama_sampler_free(slot.chain)
+                slot.chain, slot.stream, slot.next_token, slot.pending = None, None, -1, []
+                stream._end(error)
+
+    def _tuner(self, width: int) -> ThreadTuner | None:
+        """The thread tuner for decoding steps of this many jobs (a step's time depends on its width), with
+        its thread count applied; None when the engine's thread count is fixed (engine/threads.py)."""
+        base = self._tune_from
+        if base is None:
+            return None
+        tuner = self._tuners.get(width)
+        if tuner is None:
+            tuner = self._tuners[width] = ThreadTuner(base.most, self._threads, room=base.room)
+        if tuner.current != self._threads:
+            L.llama_set_n_threads(self._ctx, tuner.current, tuner.current)
+            self._threads = tuner.current
+        return tuner
