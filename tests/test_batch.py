@@ -10,7 +10,7 @@ import pytest
 
 from homefire.config import GenerationSettings
 from homefire.engine import Engine
-from homefire.engine.batch import Job, QueueFull, Scheduler, StopMatcher
+from homefire.engine.batch import Job, QueueFull, Scheduler, StopMatcher, json_grammar
 from homefire.errors import PromptError
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
@@ -72,6 +72,35 @@ ws ::= [ ]?"""
     value = json.loads("".join(stream))
     assert isinstance(value["city"], str)
     assert stream.result.finish_reason == "stop"
+
+
+def test_any_json_object_grammar_parses(engine: Engine, scheduler: Scheduler, greedy: GenerationSettings) -> None:
+    stream = scheduler.submit(
+        job(engine, "Describe a cat as JSON.", replace(greedy, max_tokens=200), grammar=json_grammar())
+    )
+    assert isinstance(json.loads("".join(stream)), dict)
+    assert stream.result.finish_reason == "stop"
+
+
+def test_json_schema_grammar_gives_valid_values(
+    engine: Engine, scheduler: Scheduler, greedy: GenerationSettings
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 40}, "population": {"type": "integer"}},
+        "required": ["city", "population"],
+        "additionalProperties": False,
+    }
+    grammar = json_grammar(schema)
+    stream = scheduler.submit(job(engine, "The biggest city of France, as JSON.", greedy, grammar=grammar))
+    value = json.loads("".join(stream))
+    assert set(value) == {"city", "population"}
+    assert isinstance(value["city"], str) and isinstance(value["population"], int)
+
+
+def test_a_schema_the_converter_cannot_use_is_a_clear_error() -> None:
+    with pytest.raises(PromptError, match="JSON schema"):
+        json_grammar({"$ref": "#/definitions/nowhere"})
 
 
 def test_a_bad_grammar_is_a_clear_error(engine: Engine, scheduler: Scheduler, greedy: GenerationSettings) -> None:

@@ -8,6 +8,7 @@ scheduler's own decodes every running job together, one token each per `llama_de
 from __future__ import annotations
 
 import codecs
+import json
 import queue
 import threading
 import time
@@ -18,7 +19,7 @@ from typing import Any
 import llama_cpp as L
 
 from ..config import GenerationSettings
-from ..errors import HomefireError, ModelError, PromptError
+from ..errors import HomefireError, ModelError, PromptError, one_line
 from .engine import KV_TYPES, Engine
 from .threads import ThreadTuner
 
@@ -85,6 +86,20 @@ class StopMatcher:
     def flush(self) -> str:
         out, self.held = self.held, ""
         return out
+
+
+def json_grammar(schema: dict[str, Any] | None = None) -> str:
+    """GBNF for any JSON object (OpenAI's response_format json_object), or for values of one JSON schema
+    (json_schema), made by llama-cpp-python's own converter. With it as `Job.grammar`, even greedy
+    decoding can only write JSON that parses; the answer ends when the value is complete (or at max_tokens)."""
+    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+
+    if schema is None:
+        return str(JSON_GBNF)
+    try:
+        return str(json_schema_to_gbnf(json.dumps(schema)))
+    except Exception as exc:  # the converter raises whatever its schema walk meets
+        raise PromptError(f"the JSON schema cannot be used: {one_line(str(exc)) or type(exc).__name__}") from exc
 
 
 class Stream(Iterator[str]):
