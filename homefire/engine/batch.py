@@ -282,8 +282,12 @@ class Scheduler:
 
     def _run(self) -> None:
         try:
-            while self._step():
-                pass
+            while True:
+                try:
+                    if not self._step():
+                        break
+                except Exception as exc:  # a fault of llama.cpp's or ours: the running jobs end with it, not the thread
+                    self._fail(ModelError(f"the model failed while answering: {one_line(str(exc))}"))
         finally:
             with self._lock:
                 waiting, self._waiting = self._waiting, []
@@ -322,6 +326,11 @@ class Scheduler:
     def _start(self, stream: Stream) -> None:
         """Give a job the free slot whose cache shares the longest prefix with its prompt."""
         prompt = stream.job.prompt
+        try:
+            chain = self._engine._sampler(stream.job.settings, stream.job.grammar)
+        except HomefireError as exc:
+            stream._end(exc)
+            return
         free = [s for s in self._slots if s.stream is None]
         slot = max(free, key=lambda s: (common_prefix(s.cached, prompt), -s.last_used))
         keep = min(common_prefix(slot.cached, prompt), len(prompt) - 1)  # the last token is always evaluated
@@ -333,7 +342,7 @@ class Scheduler:
         slot.stream = stream
         slot.pending = prompt[keep:]
         slot.next_token = -1
-        slot.chain = self._engine._sampler(stream.job.settings, stream.job.grammar)
+        slot.chain = chain
         slot.stops = StopMatcher(stream.job.stop)
         slot.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stream.result.cached_tokens = keep
@@ -395,6 +404,9 @@ class Scheduler:
         result, settings = stream.result, stream.job.settings
         if not slot.prefilled_at:
             slot.prefilled_at = time.perf_counter()
+        if settings.max_tokens <= 0:  # as the engine: the prompt is evaluated, nothing is generated
+            self._finish(slot, "length")
+            return
         token = L.llama_sampler_sample(slot.chain, self._ctx, row)
         if L.llama_vocab_is_eog(self._engine._vocab, token):
             self._finish(slot, "stop")
