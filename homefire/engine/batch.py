@@ -33,6 +33,9 @@ class Job:
     stop: list[str] = field(default_factory=list)  # the text before a stop string is yielded, not the stop
     grammar: str | None = None  # GBNF text (llama.cpp's grammar sampler); None: free text
     cancel: threading.Event = field(default_factory=threading.Event)  # set: stops within one decode step
+    # How many leading tokens are the system prefix (Engine.fit(...).prefix): evaluated apart from the rest,
+    # as the engine does, so that a greedy answer is the engine's to the token. 0: no such split.
+    prefix: int = 0
 
 
 @dataclass
@@ -358,7 +361,11 @@ class Scheduler:
         """
         joining = next((s for s in self._slots if s.stream is not None and s.pending), None)
         if joining is not None:
-            take = joining.pending[: self.n_batch]
+            room = self.n_batch
+            boundary = joining.stream.job.prefix if joining.stream is not None else 0
+            if len(joining.cached) < boundary:
+                room = min(room, boundary - len(joining.cached))  # the engine's batches end at the prefix
+            take = joining.pending[:room]
             del joining.pending[: len(take)]
             for i, tok in enumerate(take):
                 self._add(i, tok, len(joining.cached), joining.seq, not joining.pending and i == len(take) - 1)
