@@ -424,11 +424,11 @@ class Engine:
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
         add = L.llama_sampler_chain_add
         if grammar is not None:
-            g = L.llama_sampler_init_grammar(self._vocab, grammar.encode(), b"root")
-            if not g:
+            try:
+                add(chain, self._grammar_sampler(grammar))
+            except PromptError:
                 L.llama_sampler_free(chain)
-                raise PromptError("the grammar is not valid GBNF (llama.cpp could not parse it)")
-            add(chain, g)
+                raise
         add(chain, L.llama_sampler_init_top_k(s.top_k if s.top_k > 0 else self.n_vocab))
         if s.repeat_penalty != 1.0 and s.repeat_last_n != 0:
             add(chain, L.llama_sampler_init_penalties(self.n_vocab, s.repeat_last_n, s.repeat_penalty, 0.0, 0.0))
@@ -457,10 +457,17 @@ class Engine:
         with self._busy():
             yield from self._stream(messages, settings or GenerationSettings(), cancel)
 
+    def _grammar_sampler(self, grammar: str) -> Any:
+        """llama.cpp's grammar sampler for this GBNF text (PromptError if it does not parse)."""
+        g = L.llama_sampler_init_grammar(self._vocab, grammar.encode(), b"root")
+        if not g:
+            raise PromptError("the grammar is not valid GBNF (llama.cpp could not parse it)")
+        return g
+
     def check_grammar(self, grammar: str | None) -> None:
         """Raise PromptError if llama.cpp cannot parse this GBNF grammar."""
         if grammar is not None:
-            L.llama_sampler_free(self._sampler(GenerationSettings(temperature=0.0), grammar))
+            L.llama_sampler_free(self._grammar_sampler(grammar))
 
     def stream_tokens(
         self,
