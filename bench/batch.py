@@ -176,7 +176,7 @@ def main() -> int:
     targets = {"single_vs_engine_min": 0.95, "four_vs_single_min": 1.5, "followup_ttft_vs_cold_max": 0.2}
     threads = args.threads if args.threads is not None else f"auto (started at {engine.n_threads})"
     print(f"model {args.model}, threads {threads}, {args.tokens} tokens, median of {args.runs} runs")
-    print(f"{'':<44}{'value':>10}{'baseline':>10}{'ratio':>8}{'target':>8}")
+    print(f"{'':<52}{'value':>10}{'baseline':>10}{'ratio':>8}{'target':>8}")
     rows = [
         ("1 job decode tok/s (Scheduler vs Engine)", med["single"], med["engine"], ratio["single_vs_engine"], ">=0.95"),
         ("4 jobs aggregate decode tok/s (vs 1 job)", med["four"], med["single"], ratio["four_vs_single"], ">=1.5"),
@@ -189,8 +189,8 @@ def main() -> int:
         ),
     ]
     for label, value, base, rt, target in rows:
-        print(f"{label:<44}{value:>10.1f}{base:>10.1f}{rt:>7.2f}x{target:>8}")
-    print(f"{'prompt tokens reused on the follow-up':<44}{cached:>10}")
+        print(f"{label:<52}{value:>10.1f}{base:>10.1f}{rt:>7.2f}x{target:>8}")
+    print(f"{'prompt tokens reused on the follow-up':<52}{cached:>10}")
     ok = ratio["single_vs_engine"] >= 0.95 and ratio["four_vs_single"] >= 1.5 and ratio["followup_ttft_vs_cold"] <= 0.2
     print(
         json.dumps(

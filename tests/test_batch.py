@@ -28,11 +28,13 @@ def scheduler(engine: Engine):  # type: ignore[no-untyped-def]
 
 
 def job(engine: Engine, text: str, settings: GenerationSettings, **kw: object) -> Job:
-    return Job(engine.fit(ask(text), settings.max_tokens).tokens, settings, **kw)  # type: ignore[arg-type]
+    prompt = engine.fit(ask(text), settings.max_tokens)
+    return Job(prompt.tokens, settings, prefix=prompt.prefix, **kw)  # type: ignore[arg-type]
 
 
 def test_greedy_answer_equals_the_engines(engine: Engine, scheduler: Scheduler, greedy: GenerationSettings) -> None:
     engine.reset()
+    scheduler.clear_cache()  # both evaluate the whole prompt, in the same batches
     expected = engine.generate(ask("What is the capital of France?"), greedy)
     stream = scheduler.submit(job(engine, "What is the capital of France?", greedy))
     assert "".join(stream) == expected
@@ -154,6 +156,7 @@ def test_four_jobs_at_once_each_get_their_own_answer(
     engine: Engine, scheduler: Scheduler, greedy: GenerationSettings
 ) -> None:
     questions = ["What is the capital of France?", "Name three fruits.", "What is 2 + 2?", "Say hello in Spanish."]
+    scheduler.clear_cache()
     expected, reasons = {}, {}
     for q in questions:
         expected[q] = solo(engine, q, greedy)
@@ -206,11 +209,14 @@ def test_a_cancelled_queued_job_never_runs(engine: Engine, greedy: GenerationSet
 
 
 def test_a_follow_up_reuses_the_cached_prefix(engine: Engine, scheduler: Scheduler, greedy: GenerationSettings) -> None:
+    scheduler.clear_cache()
     messages = ask("What is the capital of Italy?")
-    prompt = engine.fit(messages, greedy.max_tokens).tokens
-    answer = "".join(scheduler.submit(Job(prompt, greedy)))
+    first = engine.fit(messages, greedy.max_tokens)
+    prompt = first.tokens
+    answer = "".join(scheduler.submit(Job(prompt, greedy, prefix=first.prefix)))
     messages += [{"role": "assistant", "content": answer}, {"role": "user", "content": "And of Spain?"}]
-    follow = scheduler.submit(Job(engine.fit(messages, greedy.max_tokens).tokens, greedy))
+    again = engine.fit(messages, greedy.max_tokens)
+    follow = scheduler.submit(Job(again.tokens, greedy, prefix=again.prefix))
     text = "".join(follow)
     assert follow.result.cached_tokens >= len(prompt)
     assert follow.result.prompt_tokens > follow.result.cached_tokens

@@ -412,23 +412,13 @@ class Engine:
             self._decode(tokens[keep:], cancel, progress)
         return len(tokens) - keep
 
-    def _sampler(self, s: GenerationSettings, grammar: str | None = None) -> Any:
+    def _sampler(self, s: GenerationSettings) -> Any:
         """llama.cpp's native sampler chain. top-k runs first so the repeat penalty scans 40
         candidates instead of the whole vocabulary (llama.cpp's own advice); penalties only
         ever lower a logit, so for greedy decoding this changes the pick only if all 40 best
-        tokens are penalised below the 41st.
-
-        A GBNF `grammar` goes before everything else: every token it forbids is out before top-k
-        picks its candidates, so even greedy decoding can only follow the grammar (and the
-        end-of-generation token is allowed only once the grammar is complete)."""
+        tokens are penalised below the 41st."""
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
         add = L.llama_sampler_chain_add
-        if grammar is not None:
-            g = L.llama_sampler_init_grammar(self._vocab, grammar.encode(), b"root")
-            if not g:
-                L.llama_sampler_free(chain)
-                raise PromptError("the grammar is not valid GBNF (llama.cpp could not parse it)")
-            add(chain, g)
         add(chain, L.llama_sampler_init_top_k(s.top_k if s.top_k > 0 else self.n_vocab))
         if s.repeat_penalty != 1.0 and s.repeat_last_n != 0:
             add(chain, L.llama_sampler_init_penalties(self.n_vocab, s.repeat_last_n, s.repeat_penalty, 0.0, 0.0))
@@ -442,6 +432,18 @@ class Engine:
         seed = s.seed if s.seed is not None else L.LLAMA_DEFAULT_SEED
         add(chain, L.llama_sampler_init_dist(seed & 0xFFFFFFFF))
         return chain
+
+    def _grammar_sampler(self, grammar: str) -> Any:
+        """llama.cpp's grammar sampler for this GBNF text (PromptError if it does not parse)."""
+        g = L.llama_sampler_init_grammar(self._vocab, grammar.encode(), b"root")
+        if not g:
+            raise PromptError("the grammar is not valid GBNF (llama.cpp could not parse it)")
+        return g
+
+    def check_grammar(self, grammar: str | None) -> None:
+        """Raise PromptError if llama.cpp cannot parse this GBNF grammar."""
+        if grammar is not None:
+            L.llama_sampler_free(self._grammar_sampler(grammar))
 
     def stream(
         self,
@@ -457,34 +459,13 @@ class Engine:
         with self._busy():
             yield from self._stream(messages, settings or GenerationSettings(), cancel)
 
-    def check_grammar(self, grammar: str | None) -> None:
-        """Raise PromptError if llama.cpp cannot parse this GBNF grammar."""
-        if grammar is not None:
-            L.llama_sampler_free(self._sampler(GenerationSettings(temperature=0.0), grammar))
-
-    def stream_tokens(
-        self,
-        prompt: Prompt,
-        settings: GenerationSettings | None = None,
-        cancel: threading.Event | None = None,
-        grammar: str | None = None,
-    ) -> Iterator[str]:
-        """`stream` for a prompt already made into tokens (`fit`), optionally constrained by a GBNF grammar."""
-        with self._busy():
-            yield from self._generate(prompt, settings or GenerationSettings(), cancel, grammar, time.perf_counter())
-
     def _stream(self, messages: list[Message], s: GenerationSettings, cancel: threading.Event | None) -> Iterator[str]:
-        t0 = time.perf_counter()
-        self.last_stats = TurnStats()
-        yield from self._generate(self.fit(messages, s.max_tokens), s, cancel, None, t0)
-
-    def _generate(
-        self, prompt: Prompt, s: GenerationSettings, cancel: threading.Event | None, grammar: str | None, t0: float
-    ) -> Iterator[str]:
         stats = TurnStats()
         self.last_stats = stats
         chain = None
+        t0 = time.perf_counter()
         try:
+            prompt = self.fit(messages, s.max_tokens)
             stats.prompt_tokens, stats.dropped_messages = len(prompt.tokens), prompt.dropped
             try:
                 stats.prompt_tokens_evaluated = self._prefill(prompt.tokens, cancel, boundary=prompt.prefix)
@@ -494,7 +475,7 @@ class Engine:
             t_prefill = time.perf_counter()
             if stats.prompt_tokens_evaluated:
                 stats.prefill_tokens_per_s = stats.prompt_tokens_evaluated / max(t_prefill - t0, 1e-9)
-            chain = self._sampler(s, grammar)
+            chain = self._sampler(s)
             utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
             stats.finish_reason = "length"
             first = None

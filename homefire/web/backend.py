@@ -361,7 +361,7 @@ class Backend:
             messages = self.with_system(req.messages)
             saved = await self._remember_question(req.messages, messages, verdict)
             prompt = await loop.run_in_executor(None, self._fit, loaded.engine, messages, req)
-            job = Job(prompt.tokens, req.settings, stop=list(req.stop), grammar=req.grammar)
+            job = Job(prompt.tokens, req.settings, stop=list(req.stop), grammar=req.grammar, prefix=prompt.prefix)
             stream = loaded.scheduler.submit(job)  # QueueFull: 429
         except BaseException:
             await lease.__aexit__(None, None, None)
