@@ -775,7 +775,8 @@ def calibrate(val: list[Item], pk: np.ndarray) -> dict[str, dict[str, float]]:
     ordinary = (lab == "benign") & ~hard & ~noise
     harm, jb = lab == "harmful", lab == "jailbreak"
     grid = np.concatenate([np.linspace(0.05, 0.9, 35), np.linspace(0.905, 0.995, 19)])
-    out = {}
+    out: dict[str, dict[str, float]] = {}
+    gains: dict[str, float] = {}
     for level, (max_hard, max_ord) in TARGETS.items():
         best: tuple[float, float, float] | None = None
         for th_h in grid:
@@ -789,6 +790,11 @@ def calibrate(val: list[Item], pk: np.ndarray) -> dict[str, dict[str, float]]:
         if best is None:
             best = (0.0, 0.995, 0.995)
         out[level] = {"harmful": round(float(best[1]), 4), "jailbreak": round(float(best[2]), 4)}
+        gains[level] = float((pk[harm, 0] >= best[1]).mean())
+    # A level whose budget leaves it blocking almost no harmful request (P(harmful) saturates near
+    # 0.97, so a threshold above that blocks no one) is no level at all: relaxed then is normal.
+    if gains["relaxed"] < 0.5 * gains["normal"]:
+        out["relaxed"] = dict(out["normal"])
     return out
 
 
