@@ -202,3 +202,30 @@ def test_pyrit_objective_labels_are_hand_labels_of_every_objective() -> None:
     assert {r["label"] for r in rows} == {"harmful", "benign", "jailbreak", "unclear"}
     assert all(r.get("category") in (None, "self-harm") for r in rows)
     assert all(r["label"] == "harmful" for r in rows if r.get("category") == "self-harm")
+
+
+def test_relaxed_falls_back_to_normal_when_its_budget_blocks_almost_nothing() -> None:
+    """Calibration on synthetic validation scores: hard negatives scoring as high as the harmful asks
+    leave relaxed's 2% budget only a threshold above every harmful score; relaxed then is normal."""
+    import numpy as np
+
+    from training.guard.train import calibrate
+
+    rng = np.random.default_rng(0)
+    items, pk = [], []
+    for i in range(400):
+        items.append(Item(f"h{i}", "harmful", "own-harmful"))
+        pk.append((0.9 + 0.07 * rng.random(), 0.0))
+    for i in range(400):
+        items.append(Item(f"b{i}", "benign", "own-hard-benign"))
+        pk.append((0.97 if i < 16 else 0.3 * rng.random(), 0.0))  # 4% hard negatives at the top
+    for i in range(400):
+        items.append(Item(f"o{i}", "benign", "ordinary-val"))
+        pk.append((0.01, 0.0))
+    for i in range(50):
+        items.append(Item(f"j{i}", "jailbreak", "own-injection"))
+        pk.append((0.01, 0.95))
+    items.append(Item("n", "benign", "noise-val"))
+    pk.append((0.01, 0.01))
+    th = calibrate(items, np.array(pk))
+    assert th["relaxed"] == th["normal"] and th["normal"]["harmful"] < 0.97
