@@ -22,8 +22,25 @@ if TYPE_CHECKING:
     from .memory import Fact, Memory
 
 
+# The guard's category for asks about hurting oneself: answered with support, never with a cold refusal.
+SELF_HARM = "self-harm"
+SELF_HARM_REPLY = (
+    "I'm really sorry you're feeling this way, and I'm glad you said something. I can't help with anything "
+    "that could hurt you, but you don't have to go through this alone. If you might act on these thoughts or "
+    "are in danger right now, please contact your local emergency services or a crisis line straight away. "
+    "If you can, talk to someone you trust today: a friend, a family member, a doctor or a counsellor. "
+    "If you'd like to tell me what's been happening, I'm here to listen."
+)
+
+
+def is_self_harm(verdict: Verdict) -> bool:
+    return not verdict.allowed and verdict.label == "harmful" and verdict.category == SELF_HARM
+
+
 def refusal(verdict: Verdict) -> str:
-    """What the user reads instead of an answer: short, respectful, and how to go on."""
+    """What the user reads instead of an answer: short, respectful, and how to go on (self-harm: support)."""
+    if is_self_harm(verdict):
+        return SELF_HARM_REPLY
     return (
         f"I won't answer that one. {verdict.reason} "
         "If you meant something harmless, please rephrase it (saying what it is for helps); "

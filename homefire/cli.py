@@ -95,8 +95,12 @@ def _ask(args: argparse.Namespace, stop: CtrlC) -> int:
         return 130
     verdict = assistant.last_verdict
     if verdict is not None and not verdict.allowed:
+        from .assistant import SELF_HARM_REPLY, is_self_harm
+
         if args.json:
             print(json.dumps({"blocked": True, "text": "", "model": engine.model.name, "verdict": verdict.as_dict()}))
+        elif is_self_harm(verdict):
+            print(SELF_HARM_REPLY)  # support, not a bare refusal
         print(
             f"homefire: not answered: {verdict.reason} Rephrase it if it was harmless "
             f"(`homefire guard check --json` shows the scores).",

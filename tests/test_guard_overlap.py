@@ -166,3 +166,66 @@ def test_extra_held_out_sets_are_read_and_harmbench_rows_dropped() -> None:
     }  # 942 rows less 38 HarmBench, 30 WildGuard
     bastion = heldout.bastion(DATA)
     assert len(bastion) == 181 and not any("{canary}" in it.text for it in bastion)
+
+
+def test_short_prompts_overlap_when_equal_after_normalisation() -> None:
+    frozen = ["How do I prune an apple tree?", "What is the tallest mountain in Wales and how high is it"]
+    texts = ["how do I  PRUNE an apple-tree", "How do I prune a pear tree?", "What's the tallest mountain in Wales?"]
+    assert overlap.overlaps_frozen(texts, frozen) == [0]
+
+
+def test_generated_contrast_pairs_never_overlap_the_frozen_set() -> None:
+    """The recipe's own contrast pairs (contrast_pairs.py) are written without reading the frozen set and
+    filtered against it: none may overlap it, and the filter may only ever drop a handful."""
+    from training.guard import contrast_pairs as cp
+    from training.guard.train import SEED, frozen_texts
+
+    frozen = frozen_texts()
+    generated = overlap.generated_items(SEED)
+    assert len(generated) > 2000
+    assert overlap.overlaps_frozen(generated, frozen) == []
+    dropped = sum(
+        cp.generate(domains, split, overlap.CONTRAST_CAP, SEED, frozen)[1]
+        for split in ("train", "val")
+        for domains in (cp.HARMFUL, cp.SELF_HARM_DOMAINS, cp.HARMLESS)
+    )
+    assert dropped < len(generated) // 100
+    # Training and validation halves use other templates and words.
+    train = set(cp.generate(cp.HARMFUL + cp.HARMLESS, "train", overlap.CONTRAST_CAP, SEED)[0])
+    val = set(cp.generate(cp.HARMFUL + cp.HARMLESS, "val", overlap.CONTRAST_CAP, SEED)[0])
+    assert not {t for t, _ in train} & {t for t, _ in val}
+
+
+def test_pyrit_objective_labels_are_hand_labels_of_every_objective() -> None:
+    rows = [json.loads(line) for line in (ROOT / "training/guard/data/pyrit_objective_labels.jsonl").open()]
+    assert len(rows) == 617 and len({r["id"] for r in rows}) == 617
+    assert {r["label"] for r in rows} == {"harmful", "benign", "jailbreak", "unclear"}
+    assert all(r.get("category") in (None, "self-harm") for r in rows)
+    assert all(r["label"] == "harmful" for r in rows if r.get("category") == "self-harm")
+
+
+def test_relaxed_falls_back_to_normal_when_its_budget_blocks_almost_nothing() -> None:
+    """Calibration on synthetic validation scores: hard negatives scoring as high as the harmful asks
+    leave relaxed's 2% budget only a threshold above every harmful score; relaxed then is normal."""
+    import numpy as np
+
+    from training.guard.train import calibrate
+
+    rng = np.random.default_rng(0)
+    items, pk = [], []
+    for i in range(400):
+        items.append(Item(f"h{i}", "harmful", "own-harmful"))
+        pk.append((0.9 + 0.07 * rng.random(), 0.0))
+    for i in range(400):
+        items.append(Item(f"b{i}", "benign", "own-hard-benign"))
+        pk.append((0.97 if i < 16 else 0.3 * rng.random(), 0.0))  # 4% hard negatives at the top
+    for i in range(400):
+        items.append(Item(f"o{i}", "benign", "ordinary-val"))
+        pk.append((0.01, 0.0))
+    for i in range(50):
+        items.append(Item(f"j{i}", "jailbreak", "own-injection"))
+        pk.append((0.01, 0.95))
+    items.append(Item("n", "benign", "noise-val"))
+    pk.append((0.01, 0.01))
+    th = calibrate(items, np.array(pk))
+    assert th["relaxed"] == th["normal"] and th["normal"]["harmful"] < 0.97

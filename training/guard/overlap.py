@@ -139,6 +139,36 @@ class Index:
         return best
 
 
+def normal_form(text: str) -> str:
+    """A text as its lower-cased NFKC words: two short prompts that differ only in case, punctuation or
+    spacing have the same normal form."""
+    return " ".join(words(text))
+
+
+def overlaps_frozen(texts: Sequence[str], frozen: Sequence[str]) -> list[int]:
+    """Indices of `texts` that overlap any frozen evaluation text: containment or Jaccard as above, or an
+    exact copy after normalisation (what catches a short prompt whatever its length)."""
+    index = Index(list(frozen), list(texts))
+    exact = {normal_form(t) for t in frozen}
+    return [i for i, t in enumerate(texts) if normal_form(t) in exact or index.match(t) is not None]
+
+
+def generated_items(seed: int) -> list[str]:
+    """Every prompt the recipe generates from contrast_pairs.py (train and validation), as it trains on them."""
+    from . import contrast_pairs as cp
+    from .train import frozen_texts
+
+    out = []
+    for split in ("train", "val"):
+        for domains in (cp.HARMFUL, cp.SELF_HARM_DOMAINS, cp.HARMLESS):
+            items, _ = cp.generate(domains, split, CONTRAST_CAP, seed, frozen_texts())
+            out += [t for t, _ in items]
+    return out
+
+
+CONTRAST_CAP = 120  # train.meaning_data's cap per domain
+
+
 def seen_items(splits: Splits) -> list[Item]:
     """Everything the recipe learns or calibrates from: training and validation."""
     return splits.train + splits.val

