@@ -36,6 +36,9 @@ HINT = (
 class TapButton(Button, can_focus=False):
     """A button that leaves the focus (and a phone's keyboard) where it was: on the prompt."""
 
+    def on_mount(self) -> None:
+        self.styles.line_pad = 0  # all of a narrow button's width for its label (CSS cannot say 0)
+
 
 def bar_commands() -> list[Command]:
     return sorted(TAPS, key=lambda c: BAR_ORDER.index(c.action) if c.action in BAR_ORDER else len(BAR_ORDER))
@@ -84,7 +87,7 @@ class TapBar(Horizontal):
 
 
 class CommandMenu(ModalScreen[str | None]):
-    """Every command of the table not on the bar, two rows each (title, what it does): tap one to run it."""
+    """Every command of the table not on the bar (title, and what it does): tap one to run it."""
 
     BINDINGS = [Binding("escape", "close", "Close")]
 
@@ -96,7 +99,8 @@ class CommandMenu(ModalScreen[str | None]):
 
     @staticmethod
     def _option(c: Command) -> Option:
-        text = Text(c.title, style="bold")
+        """Two rows: a thumb's height on a phone (one row is 19 pixels there); all of it takes the tap."""
+        text = Text(c.title, style="bold", no_wrap=True, overflow="ellipsis")
         text.append("\n  " + c.help, style="dim")
         return Option(text, id=c.action)
 
