@@ -28,8 +28,8 @@ BAR_ORDER = ("new_chat", "toggle_sidebar", "stop")  # left to right: the thumb's
 NEW_LINE = "↵ Line"
 MORE = "⋯ More"
 HINT = (
-    "Tap + New for a new chat, ≡ Chats for your chats, ⋯ More for everything else, a message for what to do"
-    " with it, outside a dialog to close it · the keyboard's Enter sends, ↵ Line adds a line"
+    "Tap ≡ Chats for your chats, ⋯ More for every command, a message for its actions, beside a dialog to close"
+    " it. Enter sends, ↵ Line adds a line."
 )
 
 
