@@ -117,7 +117,7 @@ async def test_every_command_is_reachable_by_taps_at_phone_width() -> None:
                 await tap(pilot, "#tap-more")
                 await wait_for(pilot, lambda: isinstance(app.screen, CommandMenu))
                 await tap_option(pilot, c.action)
-            await wait_for(pilot, lambda: seen() != before and not isinstance(app.screen, CommandMenu))
+            await wait_for(pilot, lambda b=before: seen() != b and not isinstance(app.screen, CommandMenu))  # type: ignore[misc]
             while len(app.screen_stack) > 1:  # a dialog it opened: a tap beside it closes it
                 await pilot.click(offset=(0, 0))
                 await pilot.pause(0.05)
