@@ -59,11 +59,12 @@ class Phone:
         pyte.Stream(screen).feed(raw)
         return list(screen.display)
 
-    async def shows(self, text: str, limit: float = LIMIT) -> tuple[int, int]:
-        """Wait until `text` is on the screen; (row, column) where it starts."""
+    async def shows(self, text: str, limit: float = LIMIT, last: bool = False) -> tuple[int, int]:
+        """Wait until `text` is on the screen; (row, column) where it starts (the lowest one if `last`)."""
 
         async def found() -> tuple[int, int] | None:
-            for row, line in enumerate(await self.rows()):
+            rows = list(enumerate(await self.rows()))
+            for row, line in reversed(rows) if last else rows:
                 if text in line:
                     return row, line.index(text)
             return None
@@ -85,9 +86,10 @@ class Phone:
             limit -= 0.25
         raise AssertionError(f"{text!r} stayed on the screen")
 
-    async def tap(self, text: str) -> None:
-        """A finger on the middle of `text` where the terminal draws it: touch start, touch end."""
-        row, col = await self.shows(text)
+    async def tap(self, text: str, last: bool = False) -> None:
+        """A finger on the middle of `text` where the terminal draws it (the lowest one if `last`: the bar's
+        labels are also words of the greeting): touch start, touch end."""
+        row, col = await self.shows(text, last=last)
         size = await self.cdp.js("window.__homefireSize")
         box = await self.cdp.js(
             "(() => { const r = document.querySelector('.xterm-screen').getBoundingClientRect();"
@@ -163,16 +165,16 @@ async def test_a_phone_chats_by_taps_and_its_keyboard(
         assert clipboard is None or "Paris" in clipboard, clipboard
 
         # The chat list, then a new chat.
-        await phone.tap("Chats")
+        await phone.tap("Chats", last=True)
         await phone.shows("filter chats")
         await phone.shot("chats")
-        await phone.tap("Chats")
+        await phone.tap("Chats", last=True)
         await phone.gone("filter chats")
         await phone.tap("+ New")
         await phone.gone("Paris")
 
         # Everything else is one tap away in the menu.
-        await phone.tap("More")
+        await phone.tap("More", last=True)
         await phone.shows("Tap what to do")
         await phone.shot("menu")
         await phone.tap("Close")
@@ -182,7 +184,7 @@ async def test_a_phone_chats_by_taps_and_its_keyboard(
         await phone.type("Write a very long story about a dragon who learns to bake bread.")
         await answering(cdp, served, homefire_home)
         await phone.shot("answering")
-        await phone.tap("Stop")
+        await phone.tap("Stop", last=True)
         await phone.shows("stopped")
         complete, stats = last_answer(homefire_home)
         assert complete == 0 and '"finish_reason": "cancelled"' in stats, stats
