@@ -6,10 +6,12 @@ HOMEFIRE_SCREENSHOTS=docs/screenshots keeps a picture of each screen (README sho
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,22 +71,35 @@ class Phone:
                     return row, line.index(text)
             return None
 
-        loop_deadline = limit
-        while loop_deadline > 0:
-            if where := await found():
-                return where
-            await _sleep(0.25)
-            loop_deadline -= 0.25
-        shown = "\n".join(await self.rows())
-        raise AssertionError(f"{text!r} never appeared; the screen:\n{shown}\nthe server said: {self.served.banner}")
+        where: tuple[int, int] = await self.poll(found, f"{text!r} never appeared", limit)
+        return where
 
-    async def gone(self, text: str, limit: float = LIMIT) -> None:
-        while limit > 0:
-            if not any(text in line for line in await self.rows()):
-                return
-            await _sleep(0.25)
-            limit -= 0.25
-        raise AssertionError(f"{text!r} stayed on the screen")
+    async def gone(self, text: str) -> None:
+        async def absent() -> bool:
+            return not any(text in line for line in await self.rows())
+
+        await self.poll(absent, f"{text!r} stayed on the screen")
+
+    async def said(self, text: str) -> None:
+        """`text` is in a sent message (above the prompt's top border), not only in the prompt box."""
+
+        async def sent() -> bool:
+            rows = await self.rows()
+            prompt_top = max((i for i, line in enumerate(rows) if "╭" in line), default=len(rows))
+            return any(text in line for line in rows[:prompt_top])
+
+        await self.poll(sent, f"{text!r} was never sent")
+
+    async def poll(self, check: Callable[[], Awaitable[Any]], what: str, limit: float = LIMIT) -> Any:
+        """Wait for `check` to give something true (the limit only bounds a failure); fail showing the screen."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while loop.time() < deadline:
+            if result := await check():
+                return result
+            await asyncio.sleep(0.25)
+        shown = "\n".join(await self.rows())
+        raise AssertionError(f"{what}; the screen:\n{shown}\nthe server said: {self.served.banner}")
 
     async def tap(self, text: str, last: bool = False) -> None:
         """A finger on the middle of `text` where the terminal draws it (the lowest one if `last`: the bar's
@@ -113,15 +128,9 @@ class Phone:
             )
 
     async def shot(self, name: str) -> None:
-        await _sleep(0.5)  # the terminal draws on its next animation frame
+        await asyncio.sleep(0.5)  # the terminal draws on its next animation frame
         picture = await self.cdp("Page.captureScreenshot", format="png")
         (self.shots / f"phone-{name}.png").write_bytes(base64.b64decode(picture["data"]))
-
-
-async def _sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
 
 
 @pytest.fixture
@@ -212,20 +221,20 @@ async def test_the_phone_keyboard_sends_pastes_and_keeps_the_prompt_in_view(
             f" {textarea}.dispatchEvent(new ClipboardEvent('paste', {{clipboardData: data, bubbles: true,"
             " cancelable: true}})); })()"
         )
-        await phone.shows("pasted two")
-        assert not await _said(phone, "pasted one")
+        row, _ = await phone.shows("pasted two")
+        assert "╭" in "".join((await phone.rows())[max(row - 3, 0) : row]), "the paste is in the prompt box, unsent"
 
         # A keyboard that sends Enter as a line break (not as a key) sends too.
         await cdp.js(
             f"{textarea}.dispatchEvent(new InputEvent('beforeinput', {{inputType: 'insertLineBreak',"
             " bubbles: true, cancelable: true}))"
         )
-        await _wait_said(phone, "pasted one")
+        await phone.said("pasted one")
 
         # The soft keyboard opens: the page shrinks to what is visible, and the prompt is still drawn in it.
         before = (await cdp.js("window.__homefireSize"))["height"]
         await cdp("Emulation.setDeviceMetricsOverride", **dict(PHONE, height=480))
-        await until_async(
+        await phone.poll(
             lambda: _size_below(cdp, before), "the terminal did not shrink to the visible part of the page"
         )
         await phone.shows("Ask anything")
@@ -299,31 +308,6 @@ async def _clipboard(cdp: DevTools) -> str | None:
     return res["result"].get("value")
 
 
-async def _said(phone: Phone, text: str) -> bool:
-    """`text` is in a sent message (above the prompt), not only in the prompt box."""
-    rows = await phone.rows()
-    prompt_top = max((i for i, line in enumerate(rows) if "╭" in line), default=len(rows))
-    return any(text in line for line in rows[:prompt_top])
-
-
-async def _wait_said(phone: Phone, text: str, limit: float = LIMIT) -> None:
-    while limit > 0:
-        if await _said(phone, text):
-            return
-        await _sleep(0.25)
-        limit -= 0.25
-    raise AssertionError(f"{text!r} was never sent; the screen:\n" + "\n".join(await phone.rows()))
-
-
 async def _size_below(cdp: DevTools, rows: int) -> bool:
     size = await cdp.js("window.__homefireSize")
     return bool(size) and size["height"] < rows
-
-
-async def until_async(condition: Any, what: str, limit: float = LIMIT) -> None:
-    while limit > 0:
-        if await condition():
-            return
-        await _sleep(0.25)
-        limit -= 0.25
-    raise AssertionError(what)
