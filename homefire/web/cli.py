@@ -22,6 +22,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         chat += ["--guard", args.guard]
     if args.incognito:
         chat.append("--incognito")
+    if args.touch:
+        chat.append("--touch")
     token = args.token or os.environ.get("HOMEFIRE_WEB_TOKEN") or None
     WebServer(chat, host=args.host, port=args.port, token=token, max_sessions=args.max_sessions).serve()
     return 0
@@ -42,4 +44,7 @@ def register(sub: Any) -> None:
     serve.add_argument("--threads", type=int, default=None, help="CPU threads per chat")
     serve.add_argument("--guard", choices=GUARD_CHOICES, default=None)
     serve.add_argument("--incognito", action="store_true", help="the chats save and recall nothing")
+    serve.add_argument(
+        "--touch", action="store_true", help="every chat shows its tap bar and names taps (else: a touch page's do)"
+    )
     serve.set_defaults(func=cmd_serve)
