@@ -195,7 +195,7 @@ class WebServer:
                 text=f"homefire: {self.max_sessions} chats are open already (each loads the model): close one\n"
             )
         ws = web.WebSocketResponse(heartbeat=15)
-        touch = request.cookies.get(POINTER_COOKIE) == "coarse" and not self.relay.command.endswith(" --touch")
+        touch = request.cookies.get(POINTER_COOKIE) == "coarse"  # (with serve --touch too: said twice, still one flag)
         chat = ChatProcess(
             self.relay.command + (" --touch" if touch else ""),
             write_bytes=ws.send_bytes,
