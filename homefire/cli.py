@@ -253,6 +253,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         n_threads=args.threads,
         guard=args.guard,  # the app resolves it like every session: option, $HOMEFIRE_GUARD, saved, normal
         incognito=args.incognito,
+        touch=args.touch,
     )
     return 0
 
@@ -283,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="open the chat app (the default)")
     _add_engine_options(chat)
     chat.add_argument("--incognito", action="store_true", help="save nothing and recall nothing (no memory)")
+    chat.add_argument(
+        "--touch", action="store_true", help="a touch screen: the tap bar shows and the greeting names taps, not keys"
+    )
     chat.set_defaults(func=cmd_chat)
 
     ask = sub.add_parser("ask", help="answer one question on stdout")

@@ -1,4 +1,5 @@
-"""Snapshots of every screen at 80x24 and at a phone-sized 50x30 (pytest-textual-snapshot).
+"""Snapshots of every screen at 80x24 and at a phone-sized 50x30, and of a touched phone at 42x45 with its
+tap bar (pytest-textual-snapshot).
 
 A scripted engine with fixed stats and a fixed RAM reading make the pictures repeatable; the real model's
 answers are tested in test_tui.py. After a deliberate change of looks: `pytest tests/test_snapshots.py
@@ -44,7 +45,7 @@ def fixed_ram(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(widgets, "rss_mb", lambda: 212.0)
 
 
-def make_app() -> HomefireApp:
+def make_app(touch: bool = False) -> HomefireApp:
     memory = Memory()
     for title in ("Sourdough starter", "Garden plans for spring", "Trip to Lisbon"):
         cid = memory.store.new_conversation(title=title)
@@ -52,7 +53,7 @@ def make_app() -> HomefireApp:
     memory.store.add_fact("User's daughter is Maya.", pinned=True)
     memory.store.add_fact("User is allergic to peanuts.")
     assistant = Assistant(SnapEngine([ANSWER], delay=0), memory=memory)  # type: ignore[arg-type]
-    return HomefireApp(assistant=assistant)
+    return HomefireApp(assistant=assistant, touch=touch)
 
 
 async def converse(pilot) -> None:  # type: ignore[no-untyped-def]
@@ -72,13 +73,15 @@ def still(app: HomefireApp) -> None:
             box.cursor_blink = False  # type: ignore[attr-defined]
 
 
-def opener(*keys: str, answer: bool = True):  # type: ignore[no-untyped-def]
+def opener(*keys: str, answer: bool = True, tap: str = ""):  # type: ignore[no-untyped-def]
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         still(pilot.app)
         if answer:
             await converse(pilot)
         if keys:
             await pilot.press(*keys)
+        if tap:
+            await pilot.click(tap)
         await pilot.pause(0.3)
         still(pilot.app)
         pilot.app.clear_notifications()
@@ -105,3 +108,17 @@ SCREENS = {
 @pytest.mark.parametrize("screen", SCREENS)
 def test_screen(snap_compare, screen: str, size: str) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(make_app(), terminal_size=SIZES[size], run_before=SCREENS[screen])
+
+
+# A phone: the browser route at 412 x 860 pixels is 42 x 45; touched, so the greeting names taps.
+PHONE_SCREENS = {
+    "phone-first-run": opener(answer=False),
+    "phone-main": opener(),
+    "phone-menu": opener(tap="#tap-more"),
+    "phone-message": opener(tap="ChatMessage.assistant"),
+}
+
+
+@pytest.mark.parametrize("screen", PHONE_SCREENS)
+def test_phone_screen(snap_compare, screen: str) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(make_app(touch=True), terminal_size=(42, 45), run_before=PHONE_SCREENS[screen])

@@ -32,6 +32,7 @@ from ..errors import HomefireError, MemoryLocked
 from . import commands
 from .chat import LOADING, NARROW, ChatScreen
 from .commands import COMMANDS
+from .tapbar import tapped_backdrop
 from .themes import THEMES
 from .widgets import Status
 
@@ -108,8 +109,10 @@ class HomefireApp(App[None]):
         guard: str | None = None,
         incognito: bool = False,
         config: UserConfig | None = None,
+        touch: bool = False,
     ) -> None:
         """Options given here win over the saved settings (`config`, read from the config file if None).
+        `touch`: the screen is touched, not typed at (the tap bar shows, the greeting names taps).
 
         With a ready-made `assistant` (tests, embedding), its engine, guard and memory are what run.
         """
@@ -140,7 +143,7 @@ class HomefireApp(App[None]):
         self.memory: Any = assistant.memory if assistant is not None else None
         self.model_name = str(self.model_spec or "smollm2-135m") if assistant is None else assistant.engine.model.name
         self.status = Status(model=self.model_name, guard=self.guard_level)
-        self.chat = ChatScreen(self.status, sidebar=config.sidebar)
+        self.chat = ChatScreen(self.status, sidebar=config.sidebar, touch=touch)
         self.chat.assistant, self.chat.memory = assistant, self.memory
         # The chat is the app's one mode: the app then waits for it (and all it composes) to mount before its
         # own on_mount, as it waits for what it composes itself (a default screen would be left mounting).
@@ -203,6 +206,9 @@ class HomefireApp(App[None]):
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.width)  # (self.size is not updated yet: Textual's own handler runs after this one)
+
+    def on_click(self, event: events.Click) -> None:
+        tapped_backdrop(self, event)
 
     def _fit(self, width: int) -> None:
         self.set_class(width < NARROW, "-narrow")  # dialogs lay out for a narrow screen too (app.tcss)
@@ -533,7 +539,8 @@ def run_app(
     n_threads: int | None = None,
     guard: str | None = None,
     incognito: bool = False,
+    touch: bool = False,
 ) -> None:
-    app = HomefireApp(model=model, n_ctx=n_ctx, n_threads=n_threads, guard=guard, incognito=incognito)
+    app = HomefireApp(model=model, n_ctx=n_ctx, n_threads=n_threads, guard=guard, incognito=incognito, touch=touch)
     app.exit_promptly = True
     app.run()

@@ -25,7 +25,7 @@ from textual.widgets.markdown import MarkdownStream
 
 from .. import config as cfg
 from ..errors import HomefireError
-from . import commands, widgets
+from . import commands, tapbar, widgets
 from .commands import COMMANDS, SLASH, Command
 from .widgets import ChatMessage, PromptArea, Sidebar, Status, StatusLine
 
@@ -62,8 +62,9 @@ class ChatScreen(Screen[None]):
             super().__init__()
             self.command, self.args = command, args
 
-    def __init__(self, status: Status, sidebar: bool = True) -> None:
+    def __init__(self, status: Status, sidebar: bool = True, touch: bool = False) -> None:
         super().__init__()
+        self.touch = touch  # a touch screen: the tap bar shows and the greeting names taps (tapbar.py)
         self.status = status  # shared with the app: it fills in the model, guard and memory, this screen the rest
         self.assistant: Assistant | None = None  # set by the app once the model is loaded (and on every swap)
         self.memory: Any = None  # the open memory, set by the app (None: incognito, or not open yet)
@@ -83,7 +84,8 @@ class ChatScreen(Screen[None]):
         self._send_when_ready = False  # Enter was pressed while the model loaded
         self._sidebar = Sidebar(id="sidebar")
         self._transcript = VerticalScroll(id="transcript")
-        self._prompt = PromptArea(id="prompt", placeholder="Ask anything — Enter sends, Esc stops")
+        placeholder = "Ask anything — Enter sends" + ("" if touch else ", Esc stops")
+        self._prompt = PromptArea(id="prompt", placeholder=placeholder)
 
     @property
     def ready(self) -> bool:
@@ -97,8 +99,9 @@ class ChatScreen(Screen[None]):
             with Vertical(id="main"):
                 with self._transcript:
                     yield Static(GREETING, id="greeting")
-                    yield Static(HINT, id="hint")
+                    yield Static(tapbar.HINT if self.touch else HINT, id="hint")
                 yield self._prompt
+        yield tapbar.TapBar(id="tapbar")
         yield StatusLine(id="status")
 
     def on_mount(self) -> None:
@@ -116,6 +119,7 @@ class ChatScreen(Screen[None]):
         """The terminal is `width` columns wide (told by the app, also while a dialog covers this screen)."""
         self._width = width
         narrow = width < NARROW
+        self.set_class(narrow or self.touch, tapbar.TAPS_CLASS)
         self._sidebar.display = self._sidebar_wanted and (not narrow or self._sidebar_forced)
 
     def action_toggle_sidebar(self) -> None:
@@ -135,6 +139,8 @@ class ChatScreen(Screen[None]):
 
     def show_state(self, state: str, detail: str = "") -> None:
         self.status.state, self.status.detail = state, detail
+        for bar in self.query(tapbar.TapBar):
+            bar.answering(self.answering)
         self.refresh_status()
 
     def refresh_status(self) -> None:
@@ -171,6 +177,8 @@ class ChatScreen(Screen[None]):
         cid = event.conversation_id
         if event.action == "open":
             await self.open_conversation(cid)
+            if self._sidebar_forced:  # a narrow screen: the list covered the chat just opened
+                self.action_toggle_sidebar()
         elif event.action == "rename":
             title = self.memory.store.conversation(cid).get("title", "")
             self.app.push_screen(AskScreen("New title for this chat:", title), partial(self._rename, cid))
@@ -336,7 +344,9 @@ class ChatScreen(Screen[None]):
     @on(ChatMessage.Action)
     async def message_action(self, event: ChatMessage.Action) -> None:
         m = event.message
-        if event.action == "leave":
+        if event.action == "menu":  # tapped: its actions as buttons; then back to the prompt, as Escape does
+            self.app.push_screen(tapbar.MessageMenu(m), partial(tapbar.message_chosen, m))
+        elif event.action == "leave":
             self._prompt.focus()
         elif event.action == "copy":
             self._copy(m.text, "the message")

@@ -20,6 +20,7 @@ class Command:
     key: str = ""  # a key binding on the app ("" = none)
     slash: str = ""  # a slash command typed in the prompt ("" = none)
     args: str = ""  # what the slash command takes, for the help screen
+    tap: str = ""  # its button on the tap bar (narrow screens, touch devices); every other one is in its menu
 
     @property
     def app(self) -> bool:
@@ -33,8 +34,8 @@ APP_ACTIONS = frozenset(
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("New chat", "new_chat", "start a new conversation", "ctrl+n", "/new"),
-    Command("Stop the answer", "stop", "stop the answer being written", "escape"),
+    Command("New chat", "new_chat", "start a new conversation", "ctrl+n", "/new", tap="+ New"),
+    Command("Stop the answer", "stop", "stop the answer being written", "escape", tap="■ Stop"),
     Command("Regenerate the last answer", "regenerate", "answer the last question again", "ctrl+g", "/regen"),
     Command(
         "Edit the last question", "edit_last", "put your last question back in the box to edit and resend", "", "/edit"
@@ -44,7 +45,7 @@ COMMANDS: tuple[Command, ...] = (
         "Copy the last code block", "copy_code", "copy the last answer's code (again: the next block)", "", "/code"
     ),
     Command("Why was it blocked?", "why", "the guard's verdict on your last message", "", "/why"),
-    Command("Toggle the chat list", "toggle_sidebar", "show or hide the list of saved chats", "ctrl+b"),
+    Command("Toggle the chat list", "toggle_sidebar", "show or hide the list of saved chats", "ctrl+b", tap="≡ Chats"),
     Command(
         "Search chats",
         "search_history",
@@ -91,6 +92,8 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 SLASH = {c.slash: c for c in COMMANDS if c.slash}
+TAPS = tuple(c for c in COMMANDS if c.tap)  # on the tap bar itself
+MENU = tuple(c for c in COMMANDS if not c.tap)  # behind its "More" button
 
 # Keys that belong to one part of the screen, for the help screen.
 LOCAL_KEYS: tuple[tuple[str, str, str], ...] = (

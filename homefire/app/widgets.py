@@ -95,6 +95,13 @@ class ChatMessage(Vertical, can_focus=True):
         self._code_turn += 1
         return blocks[n], n + 1, len(blocks)
 
+    def on_click(self, event: events.Click) -> None:
+        from .tapbar import tap_mode
+
+        if tap_mode(self.app):  # a phone: a tap on a message offers what its keys do
+            event.stop()
+            self.post_message(self.Action(self, "menu"))
+
     def action_copy(self) -> None:
         self.post_message(self.Action(self, "copy"))
 

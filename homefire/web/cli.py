@@ -31,6 +31,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         chat += ["--guard", args.guard]
     if args.incognito:
         chat.append("--incognito")
+    if args.touch:
+        chat.append("--touch")
     WebServer(chat, host=args.host, port=args.port, token=token, max_sessions=args.max_sessions, api=api).serve()
     return 0
 
@@ -88,6 +90,9 @@ def register(sub: Any) -> None:
     serve.add_argument("--threads", type=int, default=None, help="CPU threads per chat")
     serve.add_argument("--guard", choices=GUARD_CHOICES, default=None)
     serve.add_argument("--incognito", action="store_true", help="the chats save and recall nothing")
+    serve.add_argument(
+        "--touch", action="store_true", help="every chat shows its tap bar and names taps (else: a touch page's do)"
+    )
     api = serve.add_argument_group("the API (--api)")
     api.add_argument("--kv", choices=("f16", "q8_0"), default=None, help="KV cache type of the API's model")
     api.add_argument("--slots", type=int, default=4, help="answers generated at once, batched (default 4)")

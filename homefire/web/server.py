@@ -36,6 +36,7 @@ class WebError(HomefireError):
 TEMPLATES = Path(__file__).parent / "templates"
 ASSETS = Path(__file__).parent / "static"  # our page's own script and style (no inline code: a strict CSP)
 COOKIE = "homefire_token"
+POINTER_COOKIE = "homefire_pointer"  # page.js: "coarse" on a touch screen, so the chat shows taps, not keys
 MIN_TOKEN = 12
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
@@ -209,8 +210,9 @@ class WebServer:
                 text=f"homefire: {self.max_sessions} chats are open already (each loads the model): close one\n"
             )
         ws = web.WebSocketResponse(heartbeat=15)
+        touch = request.cookies.get(POINTER_COOKIE) == "coarse"  # (with serve --touch too: said twice, still one flag)
         chat = ChatProcess(
-            self.relay.command,
+            self.relay.command + (" --touch" if touch else ""),
             write_bytes=ws.send_bytes,
             write_str=ws.send_str,
             close=ws.close,
