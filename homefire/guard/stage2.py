@@ -249,7 +249,7 @@ class SecondStage:
             raise GuardError(f"the guard's second stage was trained on another SmolLM2 file than {self.states.path}")
 
     def features(self, text: str) -> np.ndarray:
-        skip = len(self.states._prefix)
+        skip = len(self.states.prefix)
         return np.stack(
             [pool(self.states.run(w)[self.head.layer], skip) for w in self.states.windows(text)]
         )
