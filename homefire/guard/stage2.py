@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import os
 import threading
 import zipfile
 from importlib import resources
@@ -65,6 +66,17 @@ def available() -> str | None:
     return None
 
 
+_log_callback: Any = None
+
+
+def _quiet_logs(L: Any) -> None:
+    """llama.cpp logs to stderr by default; the guard must not (the engine silences it the same way)."""
+    global _log_callback
+    if _log_callback is None and not os.environ.get("HOMEFIRE_LLAMA_LOG"):
+        _log_callback = L.llama_log_callback(lambda level, text, user_data: None)
+        L.llama_log_set(_log_callback, ctypes.c_void_p(0))
+
+
 class _Tensor(ctypes.Structure):
     """The head of ggml's `struct ggml_tensor` (ggml.h; GGML_MAX_DIMS 4, OP_PARAMS 64 B, MAX_SRC 10, NAME 64)."""
 
@@ -99,6 +111,7 @@ class HiddenStates:
         self._last = f"l_out-{self.layers[-1]}".encode()
         self._lock = threading.Lock()
         self._captured: dict[int, np.ndarray] = {}
+        _quiet_logs(L)
         L.llama_backend_init()
         mparams = L.llama_model_default_params()
         self._model = L.llama_model_load_from_file(str(self.path).encode(), mparams)

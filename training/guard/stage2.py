@@ -42,8 +42,8 @@ from .train import SEED, TARGETS, Item, _source_weights, build, split_hashes
 
 GUARD_DATA = Path(__file__).resolve().parent.parent.parent / "homefire/guard/data"
 LAYERS = (8, 12, 16)  # candidate layers of SmolLM2's 30 (the middle carries the safety signal: LEC)
-CAP_PER_SOURCE = 700  # training rows per source beyond the uncertain ones
-CAP_UNCERTAIN = 1400  # uncertain training rows per source at most
+CAP_PER_SOURCE = 250  # training rows per source beyond the uncertain ones
+CAP_UNCERTAIN = 400  # uncertain training rows per source at most
 UNCERTAIN = 0.01  # stage-1 score from which a training item counts as uncertain
 VAL_FLOOR = 0.02  # validation items below this (and allowed) can never be escalated: not read by stage 2
 MAX_ESCALATION = 0.05  # of ordinary validation prompts sent to stage 2 at most (the mean latency budget)
