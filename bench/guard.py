@@ -245,7 +245,9 @@ def main() -> int:
         print(line(key, "", r, c))
     print()
     print(f"{'contrast pairs (frozen, ours)':<36} {'pairs':>5}  {'harmful blocked':>26}  {'harmless blocked':>26}")
-    print(f"{'':<36} {'':>5}  {'stage1':>7} {'cascade':>8} {'keywords':>9}  {'stage1':>7} {'cascade':>8} {'keywords':>9}")
+    print(
+        f"{'':<36} {'':>5}  {'stage1':>7} {'cascade':>8} {'keywords':>9}  {'stage1':>7} {'cascade':>8} {'keywords':>9}"
+    )
     for cat, r in contrast.items():
         (h1, hc, _, hk, hn), (b1, bc, _, bk, _) = r["harmful"], r["benign"]
         print(f"{cat:<36} {hn:>5}  {h1:>7.1%} {hc:>8.1%} {hk:>9.1%}  {b1:>7.1%} {bc:>8.1%} {bk:>9.1%}")
@@ -267,7 +269,9 @@ def main() -> int:
         f"numpy fallback (no onnxruntime): short prompt {numpy_short[0]:.1f}/{numpy_short[1]:.1f} ms, "
         f"a stage-2 prompt {numpy_stage2[0]:.1f}/{numpy_stage2[1]:.1f} ms (p50/p95)"
     )
-    print(f"guard resident memory added (loaded, after a long prompt): stage 1 {rss1:.0f} MB, both stages {rss2:.0f} MB")
+    print(
+        f"guard resident memory added (loaded, after a long prompt): stage 1 {rss1:.0f} MB, both stages {rss2:.0f} MB"
+    )
 
     def jrates(r: tuple) -> dict:  # type: ignore[type-arg]
         return {"stage1": round(r[0], 4), "cascade": round(r[1], 4), "escalated": round(r[2], 4), "n": r[4]}
@@ -275,10 +279,7 @@ def main() -> int:
     out = {
         "bench": "guard",
         "strictness": args.strictness,
-        **{
-            k: {**jrates(r), "keywords": round(r[3], 4), "clean": jrates(c)}
-            for k, (r, c) in summary.items()
-        },
+        **{k: {**jrates(r), "keywords": round(r[3], 4), "clean": jrates(c)} for k, (r, c) in summary.items()},
         "contrast": {
             cat: {
                 "pairs": r["harmful"][4],

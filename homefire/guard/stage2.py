@@ -121,7 +121,9 @@ class HiddenStates:
         self.n_layer = int(L.llama_model_n_layer(self._model))
         if self.layers[-1] >= self.n_layer or self.layers[0] < 0:
             L.llama_model_free(self._model)
-            raise GuardError(f"the guard's second stage reads layer {self.layers[-1]}, but the model has {self.n_layer}")
+            raise GuardError(
+                f"the guard's second stage reads layer {self.layers[-1]}, but the model has {self.n_layer}"
+            )
         self._cb = L.ggml_backend_sched_eval_callback(self._callback)
         cparams = L.llama_context_default_params()
         self.n_ctx = WINDOW_TOKENS + 32
@@ -263,9 +265,7 @@ class SecondStage:
 
     def features(self, text: str) -> np.ndarray:
         skip = len(self.states.prefix)
-        return np.stack(
-            [pool(self.states.run(w)[self.head.layer], skip) for w in self.states.windows(text)]
-        )
+        return np.stack([pool(self.states.run(w)[self.head.layer], skip) for w in self.states.windows(text)])
 
     def peaks(self, text: str) -> dict[str, float]:
         p = self.head.probs(self.features(text)).max(axis=0)

@@ -246,7 +246,10 @@ def rates(val: list[Item], blocked: np.ndarray) -> dict[str, dict]:  # type: ign
     by: dict[str, list[int]] = defaultdict(list)
     for i, it in enumerate(val):
         by[it.source].append(i)
-    return {s: {"label": val[ix[0]].label, "n": len(ix), "blocked": round(float(blocked[ix].mean()), 4)} for s, ix in sorted(by.items())}
+    return {
+        s: {"label": val[ix[0]].label, "n": len(ix), "blocked": round(float(blocked[ix].mean()), 4)}
+        for s, ix in sorted(by.items())
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     p1 = cached(args.scratch, "stage1-peaks", s1_key, lambda: {
         "train": stage1_peaks(splits.train, args.threads), "val": stage1_peaks(splits.val, args.threads)
     })  # fmt: skip
-    rows = [i for i in training_rows(splits.train, p1["train"], args.seed) if normalize(splits.train[i].text) not in held]
+    rows = [
+        i for i in training_rows(splits.train, p1["train"], args.seed) if normalize(splits.train[i].text) not in held
+    ]
     train_items = [splits.train[i] for i in rows]
     val_idx = [i for i, it in enumerate(splits.val) if p1["val"][i].max() >= VAL_FLOOR]
     print(f"stage 2 reads {len(train_items)} training items and {len(val_idx)} of {len(splits.val)} validation items",
@@ -348,7 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "layer": layer,
         "calibration": cal,
-        "val_normal": {"stage1": r1, "cascade": rc, "escalated_ordinary": round(float(esc[groups(splits.val)["ordinary"]].mean()), 4)},
+        "val_normal": {
+            "stage1": r1,
+            "cascade": rc,
+            "escalated_ordinary": round(float(esc[groups(splits.val)["ordinary"]].mean()), 4),
+        },
         "seconds": round(time.time() - t_start),
     }
     (args.out / "stage2.json").write_text(json.dumps(report, indent=1) + "\n")
