@@ -224,20 +224,20 @@ def calibrate(val: list[Item], p1: np.ndarray, p2: np.ndarray, th1_all: dict[str
                 if esc[g["ordinary"]].mean() > MAX_ESCALATION:
                     continue
                 block1 = (p1[:, 0] >= th1["harmful"]) | (p1[:, 1] >= th1["jailbreak"])
+                jb2 = p2[:, 1][None, :] >= GRID[:, None]  # (thresholds, items)
                 for th_h in GRID:
-                    for th_j in GRID:
-                        b2 = (p2[:, 0] >= th_h) | (p2[:, 1] >= th_j)
-                        b = np.where(esc, b2, block1)
-                        if b[g["hard"]].mean() > max_hard or b[g["ordinary"]].mean() > max_ord:
-                            continue
-                        if b[g["noise"]].mean() > 2 * max_ord:
-                            continue
-                        gain = b[g["harm"]].mean() + b[g["jb"]].mean()
-                        key = (round(gain, 6), -esc[g["ordinary"]].mean())
+                    b = np.where(esc[None, :], (p2[:, 0] >= th_h)[None, :] | jb2, block1[None, :])
+                    ok = (b[:, g["hard"]].mean(axis=1) <= max_hard) & (b[:, g["ordinary"]].mean(axis=1) <= max_ord)
+                    ok &= b[:, g["noise"]].mean(axis=1) <= 2 * max_ord
+                    gain = b[:, g["harm"]].mean(axis=1) + b[:, g["jb"]].mean(axis=1)
+                    for j in np.flatnonzero(ok):
+                        # ties: fewer prompts escalated, then the higher (more cautious) thresholds
+                        key = (round(float(gain[j]), 6), -float(esc[g["ordinary"]].mean()), th_h + GRID[j])
                         if best is None or key > best[0]:
-                            best = (key, band, {"harmful": round(float(th_h), 4), "jailbreak": round(float(th_j), 4)})
+                            th2 = {"harmful": round(float(th_h), 4), "jailbreak": round(float(GRID[j]), 4)}
+                            best = (key, band, th2)
         if best is None:  # no band fits the budgets: stage 2 never runs at this level
-            best = ((0.0, 0.0), {"low": 1.0, "high": 0.0}, {"harmful": 0.995, "jailbreak": 0.995})
+            best = ((0.0, 0.0, 0.0), {"low": 1.0, "high": 0.0}, {"harmful": 0.995, "jailbreak": 0.995})
         out[level] = {"band": best[1], "thresholds": best[2]}
     return out
 
