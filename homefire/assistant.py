@@ -104,15 +104,24 @@ class Assistant:
         for m in reversed(self.conversation.messages):
             if m["role"] == "user" and m.get("verdict"):
                 v = m["verdict"]
-                scores = ", ".join(
-                    f"{label} {score:.2f} (blocks at {self.guard.thresholds[label]:.2f})"
-                    for label, score in v["scores"].items()
+                g = self.guard
+                stage1 = ", ".join(
+                    f"{label} {score:.2f} (blocks at {g.thresholds[label]:.2f})" for label, score in v["scores"].items()
                 )
                 decision = "blocked" if not v["allowed"] else "allowed"
                 extra = f" Category: {v['category']}." if v["category"] else ""
+                if v.get("stage2"):  # in stage 1's uncertain band: stage 2 decided
+                    th2 = getattr(g, "stage2_thresholds", {})
+                    stage2 = ", ".join(
+                        f"{label} {score:.2f}" + (f" (blocks at {th2[label]:.2f})" if label in th2 else "")
+                        for label, score in v["stage2"].items()
+                    )
+                    stages = f"Decided by stage 2 (stage 1 was unsure). Stage 1: {stage1}. Stage 2: {stage2}."
+                else:
+                    stages = f"Decided by stage 1. Scores: {stage1}. Stage 2: not needed."
                 return (
-                    f"**Guard ({self.guard.strictness})** {decision} “{m['content'][:80]}” "
-                    f"in {v['latency_ms']:.1f} ms. Scores: {scores}.{extra} {v['reason']}"
+                    f"**Guard ({g.strictness})** {decision} “{m['content'][:80]}” "
+                    f"in {v['latency_ms']:.1f} ms. {stages}{extra} {v['reason']}"
                 )
         return "Nothing checked yet in this conversation."
 

@@ -117,5 +117,6 @@ def test_homefires_wheel_ships_the_guard_but_not_its_training_recipe(tmp_path: P
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
     assert {"homefire/guard/guard.py", "homefire/guard/data/guard.onnx", "homefire/guard/data/tokenizer.json"} <= names
+    assert {"homefire/guard/stage2.py", "homefire/guard/data/stage2.npz"} <= names  # the second stage too
     assert build_deb.recipe_files(wheel) == []
     assert not any("train" in n or "finetune" in n or "hard_negatives" in n for n in names)

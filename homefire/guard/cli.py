@@ -50,6 +50,9 @@ def _check(args: argparse.Namespace) -> int:
         state = "allowed" if verdict.allowed else "BLOCKED"
         cat = f" ({verdict.category})" if verdict.category else ""
         print(f"{state}: {verdict.label}{cat}  score {verdict.score:.3f}  {verdict.latency_ms:.1f} ms")
+        s1 = "  ".join(f"{k} {v:.3f}" for k, v in verdict.scores.items())
+        s2 = "  ".join(f"{k} {v:.3f}" for k, v in verdict.stage2.items()) if verdict.stage2 else "not needed"
+        print(f"decided by stage {verdict.stage}; stage 1: {s1}; stage 2: {s2}")
         if not verdict.allowed:
             print(verdict.reason)
     # Exit status lets scripts use the guard as a filter, like grep's.

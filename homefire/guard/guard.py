@@ -1,15 +1,25 @@
-"""The prompt guard: should this prompt reach the model? A fine-tuned MiniLM classifier, int8 ONNX.
+"""The prompt guard: should this prompt reach the model? A fine-tuned MiniLM classifier (int8 ONNX), and a
+second stage for the prompts it is unsure of.
 
 The model (data/guard.onnx) gives label probabilities for each chunk of a prompt. A long
 prompt is cut into overlapping chunks and each label's probability is the maximum over
 chunks, so a harmful ask at the end of a long role-play is scored on its own. Per-label
 thresholds were calibrated on a validation split at three strictness levels and ship in
 data/guard.npz with the category centroids (see MODEL_CARD.md).
+
+Stage 1 decides alone when it is confident. A prompt in its uncertain band (allowed, but with
+max(P(harmful), P(jailbreak)) at or above the band's low line; or blocked with that score below its
+high line) is judged again by stage 2 (stage2.py: SmolLM2-135M's hidden states and an MLP head), whose
+verdict is final. The band and stage 2's thresholds per strictness were chosen on the validation
+split and ship in data/stage2.npz. Stage 2 loads on the first uncertain prompt ("lazy", the default),
+at start ("eager"), or never ("off": stage 1 alone); $HOMEFIRE_GUARD_STAGE2 sets the default.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -21,6 +31,7 @@ import numpy as np
 
 from ..config import GUARD_CHOICES
 from ..errors import GuardError
+from . import stage2 as second
 from .encoder import Model
 from .normalize import normalize
 
@@ -28,6 +39,7 @@ LABELS = ("benign", "harmful", "jailbreak")
 BLOCKING = ("harmful", "jailbreak")
 # The calibrated threshold sets, from the guard levels a user can choose (config.GUARD_CHOICES, "off" aside).
 STRICTNESS = tuple(level for level in GUARD_CHOICES if level != "off")
+SECOND_STAGE = ("lazy", "eager", "off")
 
 _REASONS = {
     "harmful": "it reads as a request for help with something that could seriously hurt people",
@@ -44,9 +56,11 @@ class Verdict:
     """The guard's decision on one prompt.
 
     label is the most likely of benign / harmful / jailbreak *as judged against the thresholds*;
-    score is the model's probability for that label (for a long prompt, the highest over its
-    chunks; for benign, the lowest); category is a finer topic for a blocked prompt ("" when
-    allowed); reason is one sentence a user can read.
+    score is the deciding stage's probability for that label (for a long prompt, the highest over
+    its chunks; for benign, the lowest, or 1 - the highest harm score at stage 2); category is a
+    finer topic for a blocked prompt ("" when allowed); reason is one sentence a user can read.
+    stage is the stage that decided (1, or 2 for a prompt in stage 1's uncertain band); scores are
+    stage 1's P(harmful) and P(jailbreak), stage2 stage 2's (None when it did not run).
     """
 
     allowed: bool
@@ -56,6 +70,8 @@ class Verdict:
     latency_ms: float
     reason: str
     scores: dict[str, float] = field(default_factory=dict)
+    stage: int = 1
+    stage2: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,7 +117,8 @@ class Guard:
 
     strictness picks one of the calibrated threshold sets: "relaxed" blocks least (fewest false
     blocks, more misses), "strict" most. thresholds, if given, overrides single labels, e.g.
-    {"harmful": 0.9}. offset shifts every threshold (negative = stricter), clipped to [0.01, 0.999].
+    {"harmful": 0.9} (stage 1's). offset shifts every threshold of both stages (negative = stricter),
+    clipped to [0.01, 0.999]. second_stage is "lazy", "eager" or "off" (module docstring).
     """
 
     def __init__(
@@ -114,6 +131,7 @@ class Guard:
         head_file: Path | None = None,
         threads: int = 1,
         runtime: str | None = None,
+        second_stage: str | None = None,
     ) -> None:
         if strictness not in STRICTNESS:
             raise GuardError(f"unknown guard strictness {strictness!r}: use one of {', '.join(STRICTNESS)}")
@@ -126,6 +144,43 @@ class Guard:
                 raise GuardError(f"unknown guard label {label!r}: thresholds apply to {', '.join(BLOCKING)}")
             base[label] = value
         self.thresholds = {k: float(min(max(v + offset, 0.01), 0.999)) for k, v in base.items()}
+        mode = second_stage or os.environ.get("HOMEFIRE_GUARD_STAGE2") or "lazy"
+        if mode not in SECOND_STAGE:
+            raise GuardError(f"unknown guard second stage {mode!r}: use one of {', '.join(SECOND_STAGE)}")
+        self.threads = threads
+        self.second_stage = mode
+        self._stage2: second.SecondStage | None = None
+        self._stage2_lock = threading.Lock()
+        self.band: dict[str, float] | None = None  # stage 1's uncertain band: {"low", "high"}; None: no stage 2
+        self.stage2_thresholds: dict[str, float] = {}
+        if mode != "off":
+            why = second.available()
+            if why:
+                raise GuardError(
+                    f"the guard's second stage cannot load: {why} (HOMEFIRE_GUARD_STAGE2=off runs stage 1 alone)"
+                )
+            head2 = second.Head()
+            self.band = dict(head2.bands[strictness])
+            self.stage2_thresholds = {
+                k: float(min(max(v + offset, 0.01), 0.999)) for k, v in head2.thresholds[strictness].items()
+            }
+            if mode == "eager":
+                self._second()
+
+    def _second(self) -> second.SecondStage:
+        """Stage 2, loaded on first use (a lock: two threads never load it twice)."""
+        with self._stage2_lock:
+            if self._stage2 is None:
+                self._stage2 = second.SecondStage(threads=self.threads)
+            return self._stage2
+
+    def escalates(self, peak: dict[str, float]) -> bool:
+        """Is a prompt with these stage-1 scores in the uncertain band (so stage 2 decides)?"""
+        if self.band is None:
+            return False
+        top = max(peak.values())
+        blocked = any(peak[lab] >= self.thresholds[lab] for lab in BLOCKING)
+        return (not blocked and top >= self.band["low"]) or (blocked and top < self.band["high"])
 
     def flag_fact(self, text: str) -> str | None:
         """ "jailbreak" when a fact to remember reads as a planted instruction, else None (memory's fact check).
@@ -147,16 +202,23 @@ class Guard:
         probs, emb = self.model.score(clean)
         idx = {label: i for i, label in enumerate(self.head.labels)}
         peak = {label: float(probs[:, idx[label]].max()) for label in BLOCKING}
+        stage, s2 = 1, None
+        decide, thresholds = peak, self.thresholds
+        if self.escalates(peak):
+            stage, s2 = 2, self._second().peaks(clean)
+            decide, thresholds = s2, self.stage2_thresholds
         # The label that clears its threshold by the widest margin (relative to the threshold) wins.
-        over = {lab: peak[lab] / self.thresholds[lab] for lab in BLOCKING if peak[lab] >= self.thresholds[lab]}
+        over = {lab: decide[lab] / thresholds[lab] for lab in BLOCKING if decide[lab] >= thresholds[lab]}
+        s2r = _rounded(s2) if s2 is not None else None
         if not over:
-            score = float(probs[:, idx["benign"]].min())
-            return Verdict(True, "benign", round(score, 4), "", _ms(start), "no sign of harm", _rounded(peak))
+            score = float(probs[:, idx["benign"]].min()) if s2 is None else 1.0 - max(s2.values())
+            reason = "no sign of harm" if stage == 1 else "no sign of harm (judged again by the second stage)"
+            return Verdict(True, "benign", round(score, 4), "", _ms(start), reason, _rounded(peak), stage, s2r)
         label = max(over, key=lambda lab: over[lab])
         chunk = int(np.argmax(probs[:, idx[label]]))
         category = self.head.category(emb[chunk], label)
         reason = f"Blocked because {_REASONS[label]} ({category})."
-        return Verdict(False, label, round(peak[label], 4), category, _ms(start), reason, _rounded(peak))
+        return Verdict(False, label, round(decide[label], 4), category, _ms(start), reason, _rounded(peak), stage, s2r)
 
 
 def _ms(start: float) -> float:
