@@ -88,13 +88,14 @@ def test_stage_2_loads_lazily_eagerly_or_never() -> None:
     assert lazy._stage2 is not None
     assert Guard(second_stage="eager")._stage2 is not None
     off = Guard(second_stage="off")
+    assert Guard().band is None  # off by default until stage 2 is retrained on the current stage 1 (guard.py)
     assert off.band is None and off.check(UNSURE[0]).stage == 1 and off.check(UNSURE[0]).stage2 is None
     with pytest.raises(GuardError, match="unknown guard second stage"):
         Guard(second_stage="sometimes")
 
 
 def test_numpy_fallback_runs_both_stages(cascade: Guard) -> None:
-    fallback = Guard(runtime="numpy")
+    fallback = Guard(runtime="numpy", second_stage="lazy")
     assert fallback.model.runtime == "numpy"
     for prompt in [SURE_BLOCKED, SURE_ALLOWED, *UNSURE]:
         a, b = cascade.check(prompt), fallback.check(prompt)
@@ -120,7 +121,7 @@ def test_damaged_or_missing_stage_2_head_is_one_line_error(tmp_path: Path) -> No
 
 
 def test_cli_check_json_says_which_stage_decided(homefire_home: Path) -> None:
-    env = cli_env(homefire_home)
+    env = cli_env(homefire_home) | {"HOMEFIRE_GUARD_STAGE2": "lazy"}
     for prompt, stage in ((SURE_ALLOWED, 1), (UNSURE[0], 2)):
         run = subprocess.run(
             homefire_cmd("guard", "check", "--json", prompt), capture_output=True, text=True, env=env, timeout=120
@@ -152,7 +153,7 @@ def test_stage_2_off_by_environment_and_a_missing_model_is_a_clear_error(homefir
         "u.find_spec = lambda name, *a: None if name == 'llama_cpp' else real(name, *a)\n"
         "from homefire.guard import Guard, GuardError\n"
         "try:\n"
-        "    Guard()\n"
+        "    Guard(second_stage='lazy')\n"
         "except GuardError as exc:\n"
         "    print(exc)\n"
         "print(Guard(second_stage='off').check('hello').allowed)\n"
@@ -170,7 +171,7 @@ async def test_why_shows_the_deciding_stage_and_both_stages_scores(engine) -> No
 
     from .test_app import send, wait_for
 
-    guard = Guard()
+    guard = Guard(second_stage="lazy")
     assistant = Assistant(engine, settings=GenerationSettings(temperature=0, max_tokens=8), guard=guard)
     app = HomefireApp(assistant=assistant)
     async with app.run_test(size=(100, 30)) as pilot:

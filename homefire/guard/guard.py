@@ -11,8 +11,11 @@ Stage 1 decides alone when it is confident. A prompt in its uncertain band (allo
 max(P(harmful), P(jailbreak)) at or above the band's low line; or blocked with that score below its
 high line) is judged again by stage 2 (stage2.py: SmolLM2-135M's hidden states and an MLP head), whose
 verdict is final. The band and stage 2's thresholds per strictness were chosen on the validation
-split and ship in data/stage2.npz. Stage 2 loads on the first uncertain prompt ("lazy", the default),
-at start ("eager"), or never ("off": stage 1 alone); $HOMEFIRE_GUARD_STAGE2 sets the default.
+split and ship in data/stage2.npz. Stage 2 loads on the first uncertain prompt ("lazy"), at start
+("eager"), or never ("off": stage 1 alone, the default for now); $HOMEFIRE_GUARD_STAGE2 sets the default.
+It is off by default because its band and thresholds were chosen against the stage-1 model before the
+current one (retrained on the issue-16 data): until `make guard-stage2` is re-run on it, the cascade
+blocks long harmless texts and loses the self-harm category (tests/test_guard.py with it on).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ BLOCKING = ("harmful", "jailbreak")
 # The calibrated threshold sets, from the guard levels a user can choose (config.GUARD_CHOICES, "off" aside).
 STRICTNESS = tuple(level for level in GUARD_CHOICES if level != "off")
 SECOND_STAGE = ("lazy", "eager", "off")
+DEFAULT_SECOND_STAGE = "off"  # see the module docstring: lazy once stage 2 is retrained on the current stage 1
 
 _REASONS = {
     "harmful": "it reads as a request for help with something that could seriously hurt people",
@@ -144,7 +148,7 @@ class Guard:
                 raise GuardError(f"unknown guard label {label!r}: thresholds apply to {', '.join(BLOCKING)}")
             base[label] = value
         self.thresholds = {k: float(min(max(v + offset, 0.01), 0.999)) for k, v in base.items()}
-        mode = second_stage or os.environ.get("HOMEFIRE_GUARD_STAGE2") or "lazy"
+        mode = second_stage or os.environ.get("HOMEFIRE_GUARD_STAGE2") or DEFAULT_SECOND_STAGE
         if mode not in SECOND_STAGE:
             raise GuardError(f"unknown guard second stage {mode!r}: use one of {', '.join(SECOND_STAGE)}")
         self.threads = threads
