@@ -354,7 +354,9 @@ def test_ollama_blocked_embed_and_errors(olla: ollama.Client) -> None:
     with pytest.raises(ollama.ResponseError) as err:
         olla.chat(model="llama3", messages=[{"role": "user", "content": "Hi"}])
     assert err.value.status_code == 404
-    question = 'Reply with a JSON object with the key "answer" holding the capital of France.'
+    # Worded as a question: the retrained guard (issue 16) blocks "Reply with a JSON object with the key ..." as an
+    # injection (P(jailbreak) 0.90; 0.74 with the model before), a known false block noted on issue 16.
+    question = 'What is the capital of France? Answer in JSON with the key "answer".'
     opts = {"temperature": 0, "num_predict": 300}
     fmt = olla.chat(model=MODEL, messages=[{"role": "user", "content": question}], format="json", options=opts)
     assert fmt.done_reason == "stop" and isinstance(json.loads(fmt.message.content), dict)
