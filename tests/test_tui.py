@@ -32,6 +32,7 @@ from homefire.assistant import Assistant
 from homefire.config import GenerationSettings
 from homefire.engine import Engine
 from homefire.memory import Memory
+from homefire.models.store import resolve
 
 from .helpers import ScriptedEngine
 from .test_app import send, status, wait_for
@@ -435,10 +436,14 @@ async def test_model_cartridge_theme_and_quit_by_slash_commands(engine: Engine, 
             await command(pilot, "/model nonesuch")
             await wait_for(pilot, lambda: not app.switching and "still on smollm2-135m" in notes(app))
             assert "unknown model 'nonesuch'" in notes(app) and assistant.engine is engine
-            await command(pilot, "/model smollm2-135m")
+            # /model PATH loads a .gguf file, and the next start finds it again (not by its bare stem).
+            twin = tmp_path / "twin.gguf"
+            twin.symlink_to(engine.model.path)
+            await command(pilot, f"/model {twin}")
             await wait_for(pilot, lambda: not app.switching and assistant.engine is not engine, 120)
             # A new engine, given all cores but one (the UI keeps one), and without the cartridge of the old one.
-            assert assistant.engine.model.name == "smollm2-135m"
+            assert assistant.engine.model.name == "twin"
+            assert resolve(cfg.load_config().model).path == engine.model.path.resolve()
             new = assistant.engine
             assert new.max_threads == choose_threads(None, reserve=1).most  # all usable cores but one
             assert 1 <= new.n_threads <= new.max_threads

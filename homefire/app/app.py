@@ -479,7 +479,7 @@ class HomefireApp(App[None]):
             event.n_ctx,
             event.n_threads,
         )
-        self._save(self.config.changed(model=engine.model.name, n_ctx=event.n_ctx, threads=event.n_threads))
+        self._save(self.config.changed(model=engine.model.spec, n_ctx=event.n_ctx, threads=event.n_threads))
         self.post_message(self.Done(f"Now answering with {engine.model.name}."))
 
     def action_settings(self) -> None:

@@ -39,6 +39,12 @@ class Model:
     def info(self) -> GGUFInfo:
         return read_gguf(self.path)
 
+    @property
+    def spec(self) -> str:
+        """What `resolve()` turns back into this model at the next start: its name, or a local file's full path
+        (a local file's name is only its stem, which names nothing)."""
+        return str(self.path) if self.source == "local" else self.name
+
 
 def sha256_file(path: Path, progress: Progress | None = None) -> str:
     digest = hashlib.sha256()
