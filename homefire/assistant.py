@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from . import interrupt
 from .config import DEFAULT_SYSTEM_PROMPT, GenerationSettings
 from .engine import ChatEngine, Engine, Message, TurnStats
 from .engine import cartridge as cartridges
@@ -305,7 +306,8 @@ class Assistant:
                     finished = ended and (stats or {}).get("finish_reason") != "cancelled"
                     writer.finish(complete=finished, stats=stats)
         if self.memory is not None and user_id is not None:
-            # After the answer, not before: facts and vectors never delay the first token.
-            self.memory.learn(text, user_id)
-            self.memory.index()
+            # After the answer, not before: facts and vectors never delay the first token. An exit waits for them.
+            with interrupt.saving():
+                self.memory.learn(text, user_id)
+                self.memory.index()
         give_back_freed_memory()  # the encoders' temporary buffers, kept by malloc otherwise (~75 MB)

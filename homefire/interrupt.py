@@ -69,3 +69,30 @@ class CtrlC:
             yield self.event
         finally:
             self._soft = False
+
+
+# What a forced exit waits for: the short writes that end a turn (the facts it taught, its vectors). An app
+# that has gone ends its process within seconds (app/lifetime.py) even with a model load stuck in llama.cpp;
+# without this, that backstop could cut a fact half-learnt (the first recall after a start loads the encoder).
+_saving = 0
+_saved = threading.Condition()
+
+
+@contextlib.contextmanager
+def saving() -> Iterator[None]:
+    """Around work an exit should let finish (a few seconds at most): `wait_saved` waits for it."""
+    global _saving
+    with _saved:
+        _saving += 1
+    try:
+        yield
+    finally:
+        with _saved:
+            _saving -= 1
+            _saved.notify_all()
+
+
+def wait_saved(limit: float) -> bool:
+    """Wait up to `limit` seconds for every `saving()` block to end; False if one is still running."""
+    with _saved:
+        return _saved.wait_for(lambda: _saving == 0, timeout=limit)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,38 @@ def test_a_child_of_a_runner_that_ignores_sigint_would_ignore_it_too() -> None:
         check=True,
     )
     assert ignored.stdout.strip() == "True"
+
+
+EXIT_SCRIPT = """
+import sys, threading, time
+from pathlib import Path
+from homefire import interrupt
+from homefire.app.lifetime import exit_within
+
+out, save_for = Path(sys.argv[1]), float(sys.argv[2])
+started = threading.Event()
+
+def end_of_turn():  # what a turn saves after its answer: the facts it taught
+    with interrupt.saving():
+        started.set()
+        time.sleep(save_for)
+        out.write_text("saved")
+
+threading.Thread(target=end_of_turn, daemon=True).start()
+started.wait()
+exit_within(0.05, code=3, saving=float(sys.argv[3]))
+threading.Event().wait()  # the main thread stuck, as in a model load inside llama.cpp
+"""
+
+
+@pytest.mark.parametrize(("save_for", "limit", "saved"), [(1.0, 60.0, True), (600.0, 0.5, False)])
+def test_a_forced_exit_lets_a_turn_finish_saving_and_keeps_the_apps_exit_code(
+    tmp_path: Path, save_for: float, limit: float, saved: bool
+) -> None:
+    """The app's exit backstop ends the process even with a thread stuck, but not in the middle of a save
+    that is finishing (a fact half-learnt), and with the app's own exit code; a save that never ends is
+    given up on after the limit."""
+    out = tmp_path / "saved"
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, str(out), str(save_for), str(limit)], timeout=120)
+    assert done.returncode == 3
+    assert out.exists() is saved

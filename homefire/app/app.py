@@ -202,7 +202,7 @@ class HomefireApp(App[None]):
         if self.exit_promptly:
             from .lifetime import exit_within
 
-            exit_within()
+            exit_within(code=self.return_code or 0)
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.width)  # (self.size is not updated yet: Textual's own handler runs after this one)

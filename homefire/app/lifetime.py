@@ -14,15 +14,20 @@ import sys
 import threading
 import time
 
+from .. import interrupt
+
 EXIT_GRACE = 2.0  # seconds a clean shutdown gets: a cancelled answer stops at its next token
+SAVE_GRACE = 20.0  # then what a turn is still saving (its facts and vectors) gets this long to finish
 
 
-def exit_within(seconds: float = EXIT_GRACE, code: int = 0) -> None:
-    """End this process after `seconds` if it has not ended by then (what was saved is already committed:
-    memory writes in small transactions, so stopping mid-answer loses at most the last fraction of a second)."""
+def exit_within(seconds: float = EXIT_GRACE, code: int = 0, saving: float = SAVE_GRACE) -> None:
+    """End this process with `code` after `seconds` if it has not ended by then, once what a turn is still
+    saving has finished (at most `saving` seconds more). Memory writes in small transactions, so what was
+    saved is already committed: a stop mid-answer loses at most its last fraction of a second."""
 
     def last_resort() -> None:
         time.sleep(seconds)
+        interrupt.wait_saved(saving)
         for stream in (sys.stdout, sys.stderr):
             try:
                 if stream is not None:
