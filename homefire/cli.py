@@ -247,7 +247,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     from .app import run_app
 
-    run_app(
+    return run_app(
         model=args.model,
         n_ctx=args.ctx,
         n_threads=args.threads,
@@ -255,7 +255,6 @@ def cmd_chat(args: argparse.Namespace) -> int:
         incognito=args.incognito,
         touch=args.touch,
     )
-    return 0
 
 
 def _add_engine_options(p: argparse.ArgumentParser) -> None:

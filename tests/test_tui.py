@@ -9,6 +9,7 @@ import asyncio
 import json
 import stat
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -815,6 +816,54 @@ def test_the_app_leaves_when_its_terminal_is_closed_even_under_a_parent_that_kee
         os.kill(pid, 9)
         subprocess.run(["pkill", "-9", "-P", str(pid)], check=False)
         pytest.fail("the app kept running on a closed terminal")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_a_kill_gives_the_terminal_back_as_it_was(homefire_home: Path, sig: str) -> None:
+    """`kill` (or a shutdown, or a hangup) while the app runs in a terminal: it leaves as a quit does, with the
+    terminal out of the app's screen and its mouse reporting off, and says which signal ended it."""
+    import os
+    import pty
+    import select
+    import signal
+    import sys
+
+    from .conftest import cli_env
+
+    env = dict(cli_env(homefire_home), TERM="xterm-256color", COLUMNS="80", LINES="24")
+    pid, master = pty.fork()
+    if pid == 0:  # the child: a new session on the pty
+        os.execve(sys.executable, [sys.executable, "-m", "homefire", "--guard", "off", "--incognito"], env)
+
+    def read_until(done: Callable[[bytes], bool], seen: bytes = b"") -> bytes:
+        deadline = time.monotonic() + 120  # bounds a failure only
+        while not done(seen) and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.5)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the child has gone and closed its side
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+        return seen
+
+    try:
+        assert b"Welcome" in read_until(lambda seen: b"Welcome" in seen), "the app never drew its first screen"
+        os.kill(pid, getattr(signal, sig))
+        after = read_until(lambda seen: False)  # to the end: the child's last words to its terminal
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(master)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    assert b"\x1b[?1049l" in after, "the terminal was left in the app's screen"
+    assert b"\x1b[?1000l" in after, "mouse reporting was left on"
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 128 + getattr(signal, sig), status
 
 
 async def test_text_and_enter_arriving_in_one_burst_are_sent_in_order() -> None:

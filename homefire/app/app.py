@@ -10,10 +10,13 @@ the help screen (F1) come from that table.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import queue
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -186,6 +189,7 @@ class HomefireApp(App[None]):
         self._fit(self.size.width)
         if not self.is_headless and not self.is_web and self._terminal_alive():
             self.set_interval(1.0, self._check_terminal)
+            self._leave_on_signals()
         if self._config_error:
             self.notify(self._config_error, severity="error", timeout=15)
         if self.assistant is None:
@@ -231,6 +235,20 @@ class HomefireApp(App[None]):
         if not self._terminal_alive():
             self.chat.cancel_answer()
             self.exit()
+
+    def _leave_on_signals(self) -> None:
+        """SIGTERM (a `kill`, a service manager, a shutdown) and SIGHUP end the app as a quit does: the answer
+        stops and is saved as incomplete, and the terminal is given back as it was (by default either signal
+        killed the process at once, leaving the terminal in the app's screen, with mouse reporting on)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, self._signalled, sig)
+
+    def _signalled(self, sig: int) -> None:
+        self.chat.cancel_answer()
+        self.exit(return_code=128 + sig)
 
     @staticmethod
     def _terminal_alive() -> bool:
@@ -540,7 +558,8 @@ def run_app(
     guard: str | None = None,
     incognito: bool = False,
     touch: bool = False,
-) -> None:
+) -> int:
     app = HomefireApp(model=model, n_ctx=n_ctx, n_threads=n_threads, guard=guard, incognito=incognito, touch=touch)
     app.exit_promptly = True
     app.run()
+    return app.return_code or 0
