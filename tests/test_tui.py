@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, OptionList, Select, TextArea
+from textual.widgets import Button, DataTable, Input, OptionList, ProgressBar, Select, TextArea
 
 from homefire import config as cfg
 from homefire.app import HomefireApp
@@ -701,6 +702,52 @@ async def test_cartridge_screen_builds_with_progress_attaches_marks_stale_and_re
         await pilot.press("y")
         await wait_for(pilot, lambda: not C.all_cartridges())
         await pilot.press("escape")
+
+
+async def test_a_cartridge_build_stops_at_escape_and_changes_nothing(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Esc (or the button, now labelled Stop) while a build runs stops it at its next batch of tokens: no
+    cartridge and no half-built folder is left, and the dialog is usable again."""
+    from homefire.engine import cartridge as C
+
+    doc = tmp_path / "long.md"
+    doc.write_text("".join(f"Line {i}: the kettle is blue and the door is red.\n" for i in range(90)))
+    assert engine.count_tokens(doc.read_text()) > engine.n_batch  # more than one batch to prefill
+    # The first batch's progress report waits until the test has pressed Esc, so the stop lands mid-build
+    # on any machine (it only holds the worker; the stop itself goes the normal way).
+    pressed = threading.Event()
+    report_to_screen = CartridgeScreen.progress_callback
+
+    def held(self: CartridgeScreen, what: str) -> Callable[[int, int], None]:
+        report = report_to_screen(self, what)
+
+        def hold(done: int, total: int) -> None:
+            report(done, total)
+            if 0 < done < total:
+                pressed.wait(120)
+
+        return hold
+
+    monkeypatch.setattr(CartridgeScreen, "progress_callback", held)
+    app = HomefireApp(assistant=Assistant(engine, settings=SHORT))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, CartridgeScreen))
+        screen = app.screen
+        assert isinstance(screen, CartridgeScreen)
+        await pilot.press(*f"long {doc}", "enter")
+        bar = screen.query_one(ProgressBar)
+        await wait_for(pilot, lambda: screen.busy and (bar.progress or 0) > 0, 120)
+        assert str(screen.query_one("#cancel", Button).label) == "Stop"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: "Stopping the build" in notes(app))
+        pressed.set()
+        await wait_for(pilot, lambda: "Stopped: nothing was changed" in notes(app) and not screen.busy, 120)
+        assert app.screen is screen and str(screen.query_one("#cancel", Button).label) == "Close"
+        assert not C.all_cartridges() and not list(C.cartridges_dir().glob(".building-*"))
+        await pilot.press("escape")  # not busy: Esc closes the dialog again
+        await wait_for(pilot, lambda: not isinstance(app.screen, CartridgeScreen))
 
 
 # ----- looks -----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ the UI thread only renders.
 from __future__ import annotations
 
 import shlex
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from textual.widgets import (
 from textual.widgets.selection_list import Selection
 
 from ..config import GUARD_CHOICES, THEMES, UserConfig
-from ..errors import ConfigError, HomefireError
+from ..errors import Cancelled, ConfigError, HomefireError
 from .commands import COMMANDS, LOCAL_KEYS, key_label
 
 
@@ -58,6 +59,7 @@ class BusyScreen(ModalScreen[Any]):
     """A dialog that runs one long job at a time in a worker and shows its progress."""
 
     busy = False
+    stop: threading.Event  # set to stop the running job at its next step, where the job can stop
 
     def progress_callback(self, what: str) -> Callable[[int, int], None]:
         def report(done: int, total: int) -> None:
@@ -76,6 +78,7 @@ class BusyScreen(ModalScreen[Any]):
             self.notify("One thing at a time: wait for the current job to finish.")
             return False
         self.busy = True
+        self.stop = threading.Event()
         self.query_one(".job", Label).update(what)
         bar = self.query_one(ProgressBar)
         bar.update(total=None, progress=0)
@@ -100,6 +103,9 @@ class BusyScreen(ModalScreen[Any]):
         """Run job() in a thread; it returns (note, result) or raises HomefireError."""
         try:
             note, result = job()
+        except Cancelled:
+            self.post_message(Worked("Stopped: nothing was changed."))
+            return
         except HomefireError as exc:
             self.post_message(Worked(error=str(exc)))
             return
@@ -169,6 +175,12 @@ class CartridgeScreen(BusyScreen):
         self.query_one("#cartridge-empty", Label).update(
             "" if carts else "No cartridges yet: type a name and files below and press Enter to build one."
         )
+        self.query_one("#cancel", Button).label = "Stop" if self.busy else "Close"
+
+    def start_job(self, what: str) -> bool:
+        started = super().start_job(what)
+        self.query_one("#cancel", Button).label = "Stop" if self.busy else "Close"  # Esc and the button stop it
+        return started
 
     def on_worked(self, event: Worked) -> None:
         super().on_worked(event)
@@ -185,7 +197,8 @@ class CartridgeScreen(BusyScreen):
 
     def action_cancel(self) -> None:
         if self.busy:
-            self.notify("A build is running; it will finish in the background of this dialog.")
+            self.stop.set()  # the build stops at its next batch of tokens; its worker then says so
+            self.notify("Stopping the build…")
             return
         self.dismiss(None)
 
@@ -210,7 +223,9 @@ class CartridgeScreen(BusyScreen):
         report = self.progress_callback(f"building {name}: reading the documents")
 
         def job() -> tuple[str, Any]:
-            cart = cartridges.build(name, paths, self.engine, progress=report, chunk=True, guard=self.guard)
+            cart = cartridges.build(
+                name, paths, self.engine, progress=report, chunk=True, guard=self.guard, cancel=self.stop
+            )
             flagged = cart.manifest.get("guard_flags")
             extra = " (the guard flagged a source: it is read as data, never as instructions)" if flagged else ""
             return f"Built {cart.name}: {cart.tokens:,} tokens{extra}. A attaches it.", cart
@@ -232,7 +247,7 @@ class CartridgeScreen(BusyScreen):
         report = self.progress_callback(f"rebuilding {name}")
 
         def job() -> tuple[str, Any]:
-            cart = cartridges.rebuild(name, self.engine, progress=report, guard=self.guard)
+            cart = cartridges.rebuild(name, self.engine, progress=report, guard=self.guard, cancel=self.stop)
             return f"Rebuilt {cart.name} from its sources.", cart
 
         self.run_job(job)

@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -419,7 +420,13 @@ def _prefix_tokens(engine: Engine, documents: Sequence[str]) -> list[int]:
 
 
 def _build_one(
-    name: str, sources: list[Source], documents: str, engine: Engine, progress: Progress | None, extra: dict[str, Any]
+    name: str,
+    sources: list[Source],
+    documents: str,
+    engine: Engine,
+    progress: Progress | None,
+    extra: dict[str, Any],
+    cancel: threading.Event | None = None,
 ) -> Cartridge:
     tokens = _prefix_tokens(engine, [documents])
     limit = engine.n_ctx - ANSWER_ROOM
@@ -432,7 +439,7 @@ def _build_one(
     try:
         started = time.perf_counter()
         engine.reset()
-        engine.prefill(tokens, progress=progress)
+        engine.prefill(tokens, cancel=cancel, progress=progress)
         build_s = time.perf_counter() - started
         state = _save_state(engine, folder, name)
         write_private(folder / "context.txt", documents)
@@ -521,6 +528,7 @@ def build(
     chunk: bool = False,
     stdin: str | None = None,
     guard: Any = None,
+    cancel: threading.Event | None = None,
 ) -> Cartridge:
     """Read the sources, prefill them once, and save the state as cartridge NAME.
 
@@ -529,6 +537,8 @@ def build(
     `paths` may also be sources already read with `read_sources`. With a `guard`, each
     source is checked and any it flags (e.g. instructions planted in a document) are listed
     in the manifest's guard_flags: flagged, not refused, since the text is read as data.
+    Setting `cancel` stops the build at its next batch (Cancelled); a cartridge NAME made before is kept
+    (of a chunked one, the chunks not reached yet stay as they were: stale if their sources changed).
     """
     check_name(name)
     sources: list[Source] = [p for p in paths if isinstance(p, Source)]
@@ -548,7 +558,7 @@ def build(
         if not chunk or whole <= engine.n_ctx - ANSWER_ROOM:
             for old in cartridges_dir().glob(f"{name}~*"):
                 shutil.rmtree(old, ignore_errors=True)
-            return _build_one(name, sources, documents, engine, progress, extra)
+            return _build_one(name, sources, documents, engine, progress, extra, cancel)
         # Two chunks must fit together with the question and answer.
         chunk_tokens = max(128, (engine.n_ctx - ANSWER_ROOM) // 2 - engine.count_tokens(HEADER) - 16)
         pieces = _chunk_documents(engine, sources, chunk_tokens)
@@ -562,7 +572,8 @@ def build(
                 if progress:
                     progress(min(base + d, total), total)
 
-            cart = _build_one(part_name, srcs, text, engine, part_progress, {"chunk_of": name, "chunk": i, **extra})
+            chunk_of = {"chunk_of": name, "chunk": i, **extra}
+            cart = _build_one(part_name, srcs, text, engine, part_progress, chunk_of, cancel)
             done += cart.tokens
             names.append(part_name)
         for old in cartridges_dir().glob(f"{name}~*"):
@@ -593,7 +604,13 @@ def build(
         return load(name)
 
 
-def rebuild(name: str, engine: Engine, progress: Progress | None = None, guard: Any = None) -> Cartridge:
+def rebuild(
+    name: str,
+    engine: Engine,
+    progress: Progress | None = None,
+    guard: Any = None,
+    cancel: threading.Event | None = None,
+) -> Cartridge:
     cart = load(name)
     paths = [s["path"] for s in cart.manifest["sources"]]
     if "-" in paths:
@@ -601,7 +618,7 @@ def rebuild(name: str, engine: Engine, progress: Progress | None = None, guard: 
             f"cartridge '{name}' was built from stdin, which cannot be read again: "
             f"build it anew with `homefire cartridge build {name} -`"
         )
-    return build(name, paths, engine, progress, chunk=bool(cart.manifest.get("chunked")), guard=guard)
+    return build(name, paths, engine, progress, chunk=bool(cart.manifest.get("chunked")), guard=guard, cancel=cancel)
 
 
 def remove(name: str) -> Cartridge:
