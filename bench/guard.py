@@ -106,7 +106,7 @@ def main() -> int:
     t_load = time.perf_counter()
     stage1 = Guard(args.strictness, second_stage="off")
     load1 = time.perf_counter() - t_load
-    guard = Guard(args.strictness)  # the cascade, stage 2 loaded on the first uncertain prompt
+    guard = Guard(args.strictness, second_stage="lazy")  # the cascade: stage 2 loads on the first uncertain prompt
     splits = build(args.data)
     test = splits.test + heldout.extra(args.data)
     recorded = overlap.load_record()
@@ -216,7 +216,7 @@ def main() -> int:
     Guard(args.strictness, second_stage="eager")
     load_eager = time.perf_counter() - t_load
 
-    fallback = Guard(args.strictness, runtime="numpy")
+    fallback = Guard(args.strictness, runtime="numpy", second_stage="lazy")
     numpy_short = latency(fallback.check, SHORT, 20)
     numpy_stage2 = latency(fallback.check, uncertain, 5)
     rss1 = guard_rss_mb("off", uncertain)

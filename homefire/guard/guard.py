@@ -43,6 +43,7 @@ BLOCKING = ("harmful", "jailbreak")
 # The calibrated threshold sets, from the guard levels a user can choose (config.GUARD_CHOICES, "off" aside).
 STRICTNESS = tuple(level for level in GUARD_CHOICES if level != "off")
 SECOND_STAGE = ("lazy", "eager", "off")
+SELF_HARM = "self-harm"  # the category of asks about hurting oneself (assistant.SELF_HARM: a supportive reply)
 DEFAULT_SECOND_STAGE = "off"  # see the module docstring: lazy once stage 2 is retrained on the current stage 1
 
 _REASONS = {
@@ -209,16 +210,25 @@ class Guard:
         stage, s2 = 1, None
         decide, thresholds = peak, self.thresholds
         if self.escalates(peak):
-            stage, s2 = 2, self._second().peaks(clean)
-            decide, thresholds = s2, self.stage2_thresholds
+            s2, whole = self._second().judge(clean)
+            # Stage 2 reads a long text's first and last windows only: it cannot clear a block on what it did
+            # not read (an ask buried mid-text), so there stage 1's block stands.
+            if whole or not any(peak[lab] >= self.thresholds[lab] for lab in BLOCKING):
+                stage, decide, thresholds = 2, s2, self.stage2_thresholds
         # The label that clears its threshold by the widest margin (relative to the threshold) wins.
         over = {lab: decide[lab] / thresholds[lab] for lab in BLOCKING if decide[lab] >= thresholds[lab]}
         s2r = _rounded(s2) if s2 is not None else None
         if not over:
-            score = float(probs[:, idx["benign"]].min()) if s2 is None else 1.0 - max(s2.values())
+            score = float(probs[:, idx["benign"]].min()) if stage == 1 else 1.0 - max(decide.values())
             reason = "no sign of harm" if stage == 1 else "no sign of harm (judged again by the second stage)"
             return Verdict(True, "benign", round(score, 4), "", _ms(start), reason, _rounded(peak), stage, s2r)
         label = max(over, key=lambda lab: over[lab])
+        if stage == 2 and peak["harmful"] >= peak["jailbreak"]:
+            # Stage 2 decides whether to block; what kind of harm it is stays stage 1's reading, so an ask
+            # about hurting oneself keeps its own category (and its supportive reply) after a stage-2 block.
+            chunk = int(np.argmax(probs[:, idx["harmful"]]))
+            if self.head.category(emb[chunk], "harmful") == SELF_HARM:
+                label = "harmful"
         chunk = int(np.argmax(probs[:, idx[label]]))
         category = self.head.category(emb[chunk], label)
         reason = f"Blocked because {_REASONS[label]} ({category})."

@@ -169,11 +169,16 @@ class HiddenStates:
 
     def windows(self, text: str) -> list[list[int]]:
         """The chat-wrapped token windows of a text: all of a short one, the first and last ones of a long one."""
+        return self.read(text)[0]
+
+    def read(self, text: str) -> tuple[list[list[int]], bool]:
+        """(windows, whole): the windows() of a text, and whether they cover all of it (at most MAX_WINDOWS)."""
         ids = self.tokenize(text)
         parts = [ids[i : i + WINDOW_TOKENS] for i in range(0, max(len(ids), 1), WINDOW_TOKENS)]
-        if len(parts) > MAX_WINDOWS:
+        whole = len(parts) <= MAX_WINDOWS
+        if not whole:
             parts = parts[:1] + parts[-(MAX_WINDOWS - 1) :]
-        return [self.prefix + p + self.suffix for p in parts]
+        return [self.prefix + p + self.suffix for p in parts], whole
 
     def run(self, tokens: list[int]) -> dict[int, np.ndarray]:
         """{layer: (n_tokens, n_embd) residual stream} of one sequence (at most n_ctx tokens)."""
@@ -264,12 +269,20 @@ class SecondStage:
             raise GuardError(f"the guard's second stage was trained on another SmolLM2 file than {self.states.path}")
 
     def features(self, text: str) -> np.ndarray:
+        return self._features(self.states.windows(text))
+
+    def _features(self, windows: list[list[int]]) -> np.ndarray:
         skip = len(self.states.prefix)
-        return np.stack([pool(self.states.run(w)[self.head.layer], skip) for w in self.states.windows(text)])
+        return np.stack([pool(self.states.run(w)[self.head.layer], skip) for w in windows])
 
     def peaks(self, text: str) -> dict[str, float]:
-        p = self.head.probs(self.features(text)).max(axis=0)
-        return {"harmful": float(p[1]), "jailbreak": float(p[2])}
+        return self.judge(text)[0]
+
+    def judge(self, text: str) -> tuple[dict[str, float], bool]:
+        """(P(harmful), P(jailbreak)), and whether stage 2 read the whole text (a long one: its ends only)."""
+        windows, whole = self.states.read(text)
+        p = self.head.probs(self._features(windows)).max(axis=0)
+        return {"harmful": float(p[1]), "jailbreak": float(p[2])}, whole
 
 
 def _sha256_head(path: Path, size: int = 1 << 20) -> str:

@@ -762,6 +762,10 @@ def blocked(pk: np.ndarray, th: dict[str, float]) -> np.ndarray:
 # Calibration targets on the validation split: false blocks on our hard-benign validation
 # prompts and on ordinary prompts, per strictness level.
 TARGETS = {"relaxed": (0.02, 0.002), "normal": (0.05, 0.005), "strict": (0.10, 0.01)}
+# The harmless halves of our contrast pairs have a budget of their own: each one is worded like a harmful
+# ask on purpose, and counted with the hard-benign prompts they decided the threshold alone (0.905 -> 0.955).
+CONTRAST_SOURCES = ("own-contrast-benign",)
+CONTRAST_TARGETS = {"relaxed": 0.05, "normal": 0.10, "strict": 0.20}
 # Jailbreak is the label for "unlike anything seen": with a low threshold, unfamiliar harmless
 # text (keyboard mashing scored 0.79, logs, other scripts) is blocked however well validation looks.
 MIN_JAILBREAK = 0.8
@@ -770,9 +774,10 @@ MIN_JAILBREAK = 0.8
 def calibrate(val: list[Item], pk: np.ndarray) -> dict[str, dict[str, float]]:
     src = np.array([it.source for it in val])
     lab = np.array([it.label for it in val])
-    hard = np.isin(src, ["own-hard-benign", "own-contrast-benign", "dark-prose-val"])
+    hard = np.isin(src, ["own-hard-benign", "dark-prose-val"])
+    contrast = np.isin(src, CONTRAST_SOURCES)
     noise = src == "noise-val"  # kept out of the ordinary pool: easy items would dilute its budget
-    ordinary = (lab == "benign") & ~hard & ~noise
+    ordinary = (lab == "benign") & ~hard & ~contrast & ~noise
     harm, jb = lab == "harmful", lab == "jailbreak"
     grid = np.concatenate([np.linspace(0.05, 0.9, 35), np.linspace(0.905, 0.995, 19)])
     out: dict[str, dict[str, float]] = {}
@@ -783,6 +788,8 @@ def calibrate(val: list[Item], pk: np.ndarray) -> dict[str, dict[str, float]]:
             for th_j in grid[grid >= MIN_JAILBREAK]:
                 b = (pk[:, 0] >= th_h) | (pk[:, 1] >= th_j)
                 if b[hard].mean() > max_hard or b[ordinary].mean() > max_ord or b[noise].mean() > 2 * max_ord:
+                    continue
+                if contrast.any() and b[contrast].mean() > CONTRAST_TARGETS[level]:
                     continue
                 gain = b[harm].mean() + b[jb].mean()
                 if best is None or gain > best[0] + 1e-9:
