@@ -111,13 +111,19 @@ class Assistant:
                 )
                 decision = "blocked" if not v["allowed"] else "allowed"
                 extra = f" Category: {v['category']}." if v["category"] else ""
-                if v.get("stage2"):  # in stage 1's uncertain band: stage 2 decided
+                if v.get("stage2"):  # in stage 1's uncertain band: stage 2 judged it again
                     th2 = getattr(g, "stage2_thresholds", {})
                     stage2 = ", ".join(
                         f"{label} {score:.2f}" + (f" (blocks at {th2[label]:.2f})" if label in th2 else "")
                         for label, score in v["stage2"].items()
                     )
-                    stages = f"Decided by stage 2 (stage 1 was unsure). Stage 1: {stage1}. Stage 2: {stage2}."
+                    if v.get("stage") == 2:
+                        stages = f"Decided by stage 2 (stage 1 was unsure). Stage 1: {stage1}. Stage 2: {stage2}."
+                    else:  # a long text stage 1 blocked: stage 2 read only its ends and cannot clear it
+                        stages = (
+                            f"Decided by stage 1 (stage 2 read only the ends of this long text). Stage 1: {stage1}. "
+                            f"Stage 2: {stage2}."
+                        )
                 else:
                     stages = f"Decided by stage 1. Scores: {stage1}. Stage 2: not needed."
                 return (

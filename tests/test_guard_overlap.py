@@ -229,3 +229,18 @@ def test_relaxed_falls_back_to_normal_when_its_budget_blocks_almost_nothing() ->
     pk.append((0.01, 0.01))
     th = calibrate(items, np.array(pk))
     assert th["relaxed"] == th["normal"] and th["normal"]["harmful"] < 0.97
+
+
+def test_stage_2_long_harmless_texts_overlap_neither_the_tests_nor_each_other_across_parts() -> None:
+    """Our long harmless texts (stage 2's training part 0, calibration part 1) share no paragraph between
+    the parts, and none near-copies the long texts tests/test_guard.py checks the guard on."""
+    from training.guard.long_texts import long_harmless_texts
+
+    from .test_guard import DARK_PROSE
+
+    train = long_harmless_texts(random.Random(1), 60, 0)
+    val = long_harmless_texts(random.Random(1), 60, 1)
+    paragraphs = [{p for t in part for p in t.split("\n\n")[1:]} for part in (train, val)]
+    assert paragraphs[0] and paragraphs[1] and not paragraphs[0] & paragraphs[1]
+    index = overlap.Index(list(DARK_PROSE.values()), train + val)
+    assert all(index.match(t) is None for t in train + val)
