@@ -88,7 +88,7 @@ def test_stage_2_loads_lazily_eagerly_or_never() -> None:
     assert lazy._stage2 is not None
     assert Guard(second_stage="eager")._stage2 is not None
     off = Guard(second_stage="off")
-    assert Guard().band is None  # off by default until stage 2 is retrained on the current stage 1 (guard.py)
+    assert Guard().band is not None and Guard()._stage2 is None  # lazy by default
     assert off.band is None and off.check(UNSURE[0]).stage == 1 and off.check(UNSURE[0]).stage2 is None
     with pytest.raises(GuardError, match="unknown guard second stage"):
         Guard(second_stage="sometimes")

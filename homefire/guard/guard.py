@@ -10,12 +10,12 @@ data/guard.npz with the category centroids (see MODEL_CARD.md).
 Stage 1 decides alone when it is confident. A prompt in its uncertain band (allowed, but with
 max(P(harmful), P(jailbreak)) at or above the band's low line; or blocked with that score below its
 high line) is judged again by stage 2 (stage2.py: SmolLM2-135M's hidden states and an MLP head), whose
-verdict is final. The band and stage 2's thresholds per strictness were chosen on the validation
-split and ship in data/stage2.npz. Stage 2 loads on the first uncertain prompt ("lazy"), at start
-("eager"), or never ("off": stage 1 alone, the default for now); $HOMEFIRE_GUARD_STAGE2 sets the default.
-It is off by default because its band and thresholds were chosen against the stage-1 model before the
-current one (retrained on the issue-16 data): until `make guard-stage2` is re-run on it, the cascade
-blocks long harmless texts and loses the self-harm category (tests/test_guard.py with it on).
+verdict is final, with one exception: stage 2 reads a long text's first and last windows only, so it
+never clears a stage-1 block on a text it did not read whole. The band (one for every strictness) and
+stage 2's thresholds per strictness (ordered like stage 1's, so a stricter level blocks everything a
+looser one does) were chosen on the validation split and ship in data/stage2.npz. Stage 2 loads on the
+first uncertain prompt ("lazy", the default), at start ("eager"), or never ("off": stage 1 alone);
+$HOMEFIRE_GUARD_STAGE2 sets the default.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ BLOCKING = ("harmful", "jailbreak")
 STRICTNESS = tuple(level for level in GUARD_CHOICES if level != "off")
 SECOND_STAGE = ("lazy", "eager", "off")
 SELF_HARM = "self-harm"  # the category of asks about hurting oneself (assistant.SELF_HARM: a supportive reply)
-DEFAULT_SECOND_STAGE = "off"  # see the module docstring: lazy once stage 2 is retrained on the current stage 1
+DEFAULT_SECOND_STAGE = "lazy"
 
 _REASONS = {
     "harmful": "it reads as a request for help with something that could seriously hurt people",
@@ -122,7 +122,7 @@ class Guard:
 
     strictness picks one of the calibrated threshold sets: "relaxed" blocks least (fewest false
     blocks, more misses), "strict" most. thresholds, if given, overrides single labels, e.g.
-    {"harmful": 0.9} (stage 1's). offset shifts every threshold of both stages (negative = stricter),
+    {"harmful": 0.9}, in both stages. offset shifts every threshold of both stages (negative = stricter),
     clipped to [0.01, 0.999]. second_stage is "lazy", "eager" or "off" (module docstring).
     """
 
@@ -166,9 +166,8 @@ class Guard:
                 )
             head2 = second.Head()
             self.band = dict(head2.bands[strictness])
-            self.stage2_thresholds = {
-                k: float(min(max(v + offset, 0.01), 0.999)) for k, v in head2.thresholds[strictness].items()
-            }
+            base2 = dict(head2.thresholds[strictness]) | dict(thresholds or {})  # an override holds for both stages
+            self.stage2_thresholds = {k: float(min(max(v + offset, 0.01), 0.999)) for k, v in base2.items()}
             if mode == "eager":
                 self._second()
 
