@@ -44,6 +44,7 @@ from .train import (
     _write_card,
     build,
     calibrate,
+    checked_splits,
     metrics_by_source,
     split_hashes,
 )
@@ -390,14 +391,9 @@ def recalibrate(args: argparse.Namespace) -> int:
     from homefire.guard.encoder import Model
 
     t_start = time.time()
-    splits = build(args.data, args.seed)
-    from training.guard.overlap import check
-
-    if problems := check(splits, args.data):
-        print("\n".join(["held-out items overlap the training data:", *problems]), file=sys.stderr)
+    if (checked := checked_splits(args.data, args.seed)) is None:
         return 1
-    hashes = split_hashes(splits)
-    print(json.dumps({"split_sha256": hashes}), file=sys.stderr)
+    splits, hashes = checked
     onnx_path, head = args.out / "guard.onnx", args.out / "guard.npz"
     runtime = Model(onnx_path, threads=args.threads)
 

@@ -47,8 +47,7 @@ from .train import (
     Item,
     _source_weights,
     blocked,
-    build,
-    split_hashes,
+    checked_splits,
 )
 
 GUARD_DATA = Path(__file__).resolve().parent.parent.parent / "homefire/guard/data"
@@ -326,14 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"guard data not found in {args.data}: run `make guard-data` first", file=sys.stderr)
         return 1
     t_start = time.time()
-    splits = build(args.data, args.seed)
-    from training.guard.overlap import check
-
-    if problems := check(splits, args.data):
-        print("\n".join(["held-out items overlap the training data:", *problems]), file=sys.stderr)
+    if (checked := checked_splits(args.data, args.seed)) is None:
         return 1
-    hashes = split_hashes(splits)
-    print(json.dumps({"split_sha256": hashes}), file=sys.stderr)
+    splits, hashes = checked
     # Stage 2 learns from train and is calibrated on val, never on a held-out set; training items whose
     # exact text is also a held-out item (a few, recorded by overlap.py for stage 1) are left out here.
     from training.guard import heldout

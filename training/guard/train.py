@@ -16,6 +16,7 @@ import hashlib
 import json
 import random
 import re
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -822,6 +823,20 @@ def metrics_by_source(items: list[Item], pk: np.ndarray, th: dict[str, float]) -
         rate = float(b[idx].mean())
         out[src] = {"label": label, "n": len(idx), ("false_block" if label == "benign" else "tpr"): round(rate, 4)}
     return out
+
+
+def checked_splits(data: Path, seed: int = SEED) -> tuple[Splits, dict[str, str]] | None:
+    """build()'s splits and their hashes (printed), or None when a held-out item overlaps the training or
+    validation data beyond the frozen record (training/guard/overlap.py; the items are printed)."""
+    from .overlap import check
+
+    splits = build(data, seed)
+    if problems := check(splits, data):
+        print("\n".join(["held-out items overlap the training data:", *problems]), file=sys.stderr)
+        return None
+    hashes = split_hashes(splits)
+    print(json.dumps({"split_sha256": hashes}), file=sys.stderr)
+    return splits, hashes
 
 
 def split_hashes(splits: Splits) -> dict[str, str]:
