@@ -33,6 +33,24 @@ HINT = (
 )
 
 
+STOP = next(c.tap for c in COMMANDS if c.action == "stop")
+
+
+def touched(node: Any) -> bool:
+    """The app runs on a touch screen (`--touch`, or the browser page's coarse pointer): it names taps, not keys."""
+    return bool(getattr(node, "touch", False) or getattr(node.app, "touch", False))
+
+
+def say(node: Any, keys: str, taps: str) -> str:
+    """What to tell the user: `keys` on a keyboard, `taps` on a touch screen."""
+    return taps if touched(node) else keys
+
+
+def stop_hint(node: Any) -> str:
+    """How to stop the answer being written, as this user would."""
+    return say(node, "Esc", f"tap {STOP}")
+
+
 class TapButton(Button, can_focus=False):
     """A button that leaves the focus (and a phone's keyboard) where it was: on the prompt."""
 
