@@ -8,13 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from textual.widgets import OptionList
+from textual.widgets import Input, OptionList
 
 from homefire.app import HomefireApp
 from homefire.app.commands import COMMANDS, MENU, TAPS
-from homefire.app.screens import HelpScreen, InfoScreen
+from homefire.app.screens import AskScreen, ConfirmScreen, HelpScreen, InfoScreen
 from homefire.app.tapbar import HINT as TAP_HINT
-from homefire.app.tapbar import CommandMenu, MessageMenu, TapBar
+from homefire.app.tapbar import STOP, CommandMenu, MessageMenu, TapBar
 from homefire.app.widgets import ChatMessage, PromptArea, Sidebar
 from homefire.assistant import Assistant
 from homefire.config import GenerationSettings
@@ -138,6 +138,56 @@ async def test_a_tap_beside_a_dialog_closes_it_as_escape_would() -> None:
         await tap(pilot, "#tap-more")
         await tap(pilot, "#tap-menu-close")
         assert len(pilot.app.screen_stack) == 1
+
+
+async def test_a_saved_chat_is_opened_renamed_and_deleted_by_taps_alone() -> None:
+    """The chat list's F2 and Delete, on a phone: open the chat with a tap, then the menu's Rename and Delete."""
+    app = scripted_app(touch=True)
+    store = app.memory.store
+    async with app.run_test(size=PHONE) as pilot:
+        await tap(pilot, "#tap-toggle_sidebar")
+        await wait_for(pilot, lambda: shows(app, "#sidebar"))
+        await pilot.click(app.query_one("#chats", OptionList), offset=(4, 0))  # the newest: "Trip to Lisbon"
+        await wait_for(pilot, lambda: bool(app.query(ChatMessage)) and not shows(app, "#sidebar"))
+        cid = app.assistant.conversation.id  # type: ignore[union-attr]
+        assert store.conversation(cid)["title"] == "Trip to Lisbon"
+
+        await tap(pilot, "#tap-more")
+        await tap_option(pilot, "rename_chat")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskScreen))
+        assert app.screen.query_one(Input).value == "Trip to Lisbon"  # the title to change, not a blank box
+        await pilot.press(*"Trip to Porto", "enter")  # the soft keyboard's typing replaces the selected title
+        await wait_for(pilot, lambda: store.conversation(cid)["title"] == "Trip to Porto")
+
+        await tap(pilot, "#tap-more")
+        await tap_option(pilot, "delete_chat")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await tap(pilot, "#yes")
+        await wait_for(pilot, lambda: all(c["id"] != cid for c in store.conversations()))
+        assert not app.query(ChatMessage) and len(app.screen_stack) == 1  # a new chat in its place
+
+
+async def test_on_a_touch_screen_what_the_app_says_names_taps_not_keys() -> None:
+    slow = HomefireApp(assistant=Assistant(ScriptedEngine(["word "] * 400, delay=0.05)), touch=True)
+    async with slow.run_test(size=PHONE) as pilot:
+        assert "Esc" not in prompt(slow).placeholder
+        await send(pilot, "tell me a long story")
+        await wait_for(pilot, lambda: slow.answering)
+        await tap(pilot, "#tap-new_chat")  # not while it answers: the note says how to stop it
+        await tap(pilot, "#tap-more")
+        await tap_option(pilot, "incognito")
+        await wait_for(pilot, lambda: len(slow._notifications) >= 2)
+        said = [n.message for n in slow._notifications]
+        assert all(f"tap {STOP}" in m and "Esc" not in m for m in said), said
+        await tap(pilot, "#tap-stop")
+        await wait_for(pilot, lambda: not slow.answering)
+        slow.clear_notifications()
+        await pilot.click(slow.query(ChatMessage)[0])  # a question: its actions
+        await tap(pilot, "#msg-edit")
+        await wait_for(pilot, lambda: "editing" in status(slow))
+        assert f"tap {STOP} cancels" in status(slow) and "Esc" not in status(slow)
+    async with scripted_app().run_test(size=PHONE) as pilot:  # a narrow terminal with a keyboard: the keys
+        assert "Esc stops" in prompt(pilot.app).placeholder
 
 
 # ----- typing on a phone: a new line, and the focus stays in the prompt -------------------------------
