@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from textual.widgets import Input, OptionList
+from textual.binding import Binding
+from textual.widgets import Input, Label, OptionList
 
 from homefire.app import HomefireApp
 from homefire.app.commands import COMMANDS, MENU, TAPS
 from homefire.app.screens import AskScreen, ConfirmScreen, HelpScreen, InfoScreen
 from homefire.app.tapbar import HINT as TAP_HINT
-from homefire.app.tapbar import STOP, CommandMenu, MessageMenu, TapBar
+from homefire.app.tapbar import STOP, CommandMenu, MessageMenu, TapActions, TapBar, TapButton
 from homefire.app.widgets import ChatMessage, PromptArea, Sidebar
 from homefire.assistant import Assistant
 from homefire.config import GenerationSettings
@@ -188,6 +189,30 @@ async def test_on_a_touch_screen_what_the_app_says_names_taps_not_keys() -> None
         assert f"tap {STOP} cancels" in status(slow) and "Esc" not in status(slow)
     async with scripted_app().run_test(size=PHONE) as pilot:  # a narrow terminal with a keyboard: the keys
         assert "Esc stops" in prompt(pilot.app).placeholder
+
+
+@pytest.mark.parametrize("dialog", ["models", "memory", "cartridges", "settings"])
+async def test_on_a_touch_screen_a_dialogs_own_keys_are_buttons(dialog: str) -> None:
+    app = scripted_app(touch=True)
+    async with app.run_test(size=PHONE) as pilot:
+        await tap(pilot, "#tap-more")
+        await tap_option(pilot, dialog)
+        await wait_for(pilot, lambda: len(app.screen_stack) == 2)
+        title = str(app.screen.query_one(".dialog-title, #memory-title", Label).render())
+        assert "tap" in title.lower() or "Save" in title, title
+        assert not any(k in title for k in ("Esc", "Ctrl", "Enter", "Space", " · ")), title
+        if dialog == "settings":
+            return  # its Save and Cancel buttons were always there
+        bar = app.screen.query_one(TapActions)
+        shown = {b.action for b in app.screen.BINDINGS if isinstance(b, Binding)}
+        assert {a for a, _ in bar.actions} == shown
+        for button in bar.query(TapButton):
+            assert button.region.width >= 7 and button.region.height == 3, button  # a thumb's size
+        if dialog == "memory":
+            await tap(pilot, "#do-add")
+            await wait_for(pilot, lambda: app.focused is app.screen.query_one("#fact-input"))
+        await tap(pilot, "#do-close" if dialog != "cartridges" else "#do-cancel")
+        await wait_for(pilot, lambda: len(app.screen_stack) == 1)
 
 
 # ----- typing on a phone: a new line, and the focus stays in the prompt -------------------------------

@@ -14,7 +14,7 @@ from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Container, Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, OptionList
@@ -102,6 +102,24 @@ class TapBar(Horizontal):
     async def _chosen(self, action: str | None) -> None:
         if action:
             await run_command(self, action)
+
+
+class TapActions(Container):
+    """A dialog's own keys as buttons (its BINDINGS, in their order), for a touch screen: no letter keys on a
+    phone's screen, and no Escape. Three to a row."""
+
+    def __init__(self, bindings: list[Any]) -> None:
+        super().__init__(classes="tap-actions")
+        self.actions = [(b.action, b.description) for b in bindings if isinstance(b, Binding)]
+
+    def compose(self) -> ComposeResult:
+        for action, label in self.actions:
+            yield TapButton(label, id=f"do-{action}", classes="tap")
+
+    @on(Button.Pressed)
+    async def pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        await self.screen.run_action((event.button.id or "")[3:])
 
 
 class CommandMenu(ModalScreen[str | None]):
