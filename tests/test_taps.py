@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from textual import events
 from textual.binding import Binding
 from textual.widgets import Input, Label, OptionList
 
@@ -228,6 +229,18 @@ async def test_the_new_line_button_adds_a_line_and_leaves_the_focus_in_the_promp
         await pilot.press("enter")  # the soft keyboard's Enter sends
         await answered(pilot, 2, 20)
         assert app.query(ChatMessage)[0].text == "first\nsecond"
+
+
+async def test_a_paste_lands_in_the_prompt_even_after_the_page_lost_the_focus() -> None:
+    """A browser page reports losing the window's focus (AppBlur: Textual unfocuses everything); a paste then
+    must not be dropped: it brings the focus back to the prompt, as a key does (found in headless Chromium)."""
+    async with scripted_app(touch=True).run_test(size=PHONE) as pilot:
+        app = pilot.app
+        app.post_message(events.AppBlur())
+        await wait_for(pilot, lambda: app.focused is None)
+        app.post_message(events.Paste("pasted one\rpasted two"))
+        await wait_for(pilot, lambda: prompt(app).text == "pasted one\npasted two")
+        assert isinstance(app.focused, PromptArea) and not app.query(ChatMessage)  # in the box, unsent
 
 
 # ----- chats, messages, stop: with the real model -----------------------------------------------------

@@ -212,6 +212,14 @@ class HomefireApp(App[None]):
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.width)  # (self.size is not updated yet: Textual's own handler runs after this one)
 
+    async def on_event(self, event: events.Event) -> None:
+        # A paste is the user at the keyboard too. Textual takes the focus away while the terminal says it is not
+        # focused (a browser page that lost the window's focus says so) and gives it back on a key or a click only:
+        # a paste then reached a screen with nothing focused and was dropped. It brings the focus back as a key does.
+        if isinstance(event, events.Paste) and not event.is_forwarded and not self.app_focus:
+            self.app_focus = True
+        await super().on_event(event)
+
     def on_click(self, event: events.Click) -> None:
         tapped_backdrop(self, event)
 
