@@ -53,9 +53,8 @@ class MemoryScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="memory"):
             keys = "E edit · P pin · D forget · A add · Esc close"
-            yield Label(
-                f"What homefire remembers — {say(self, keys, 'tap a fact, then what to do')}", id="memory-title"
-            )
+            title = say(self, f"What homefire remembers — {keys}", "Tap a fact, then what to do")
+            yield Label(title, id="memory-title")
             yield DataTable(id="facts", cursor_type="row", zebra_stripes=True)
             yield Input(placeholder="A new fact, e.g. my server is at home.lan — Enter saves", id="fact-input")
             if touched(self):
