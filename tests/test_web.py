@@ -281,7 +281,13 @@ class DevTools:
         return reply.get("result", {})
 
     async def js(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page; a script that throws (or does not parse) fails here
+        instead of doing nothing quietly."""
         res = await self("Runtime.evaluate", expression=expression, returnByValue=True)
+        if details := res.get("exceptionDetails"):
+            raise AssertionError(
+                f"the page's script failed: {details.get('exception', {}).get('description') or details}"
+            )
         return res["result"].get("value")
 
     async def send(self, text: str, log: list[str], limit: float = 60) -> None:

@@ -234,7 +234,7 @@ async def test_the_phone_keyboard_sends_pastes_and_keeps_the_prompt_in_view(
         await cdp.js(
             "(() => { const data = new DataTransfer(); data.setData('text/plain', 'pasted one\\npasted two');"
             f" {textarea}.dispatchEvent(new ClipboardEvent('paste', {{clipboardData: data, bubbles: true,"
-            " cancelable: true}})); })()"
+            " cancelable: true})); })()"
         )
         row, _ = await phone.shows("pasted two")
         assert "╭" in "".join((await phone.rows())[max(row - 3, 0) : row]), "the paste is in the prompt box, unsent"
