@@ -8,13 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from textual.widgets import OptionList
+from textual import events
+from textual.binding import Binding
+from textual.widgets import Input, Label, OptionList
 
 from homefire.app import HomefireApp
 from homefire.app.commands import COMMANDS, MENU, TAPS
-from homefire.app.screens import HelpScreen, InfoScreen
+from homefire.app.screens import AskScreen, ConfirmScreen, HelpScreen, InfoScreen
 from homefire.app.tapbar import HINT as TAP_HINT
-from homefire.app.tapbar import CommandMenu, MessageMenu, TapBar
+from homefire.app.tapbar import STOP, CommandMenu, MessageMenu, TapActions, TapBar, TapButton
 from homefire.app.widgets import ChatMessage, PromptArea, Sidebar
 from homefire.assistant import Assistant
 from homefire.config import GenerationSettings
@@ -140,6 +142,80 @@ async def test_a_tap_beside_a_dialog_closes_it_as_escape_would() -> None:
         assert len(pilot.app.screen_stack) == 1
 
 
+async def test_a_saved_chat_is_opened_renamed_and_deleted_by_taps_alone() -> None:
+    """The chat list's F2 and Delete, on a phone: open the chat with a tap, then the menu's Rename and Delete."""
+    app = scripted_app(touch=True)
+    store = app.memory.store
+    async with app.run_test(size=PHONE) as pilot:
+        await tap(pilot, "#tap-toggle_sidebar")
+        await wait_for(pilot, lambda: shows(app, "#sidebar"))
+        await pilot.click(app.query_one("#chats", OptionList), offset=(4, 0))  # the newest: "Trip to Lisbon"
+        await wait_for(pilot, lambda: bool(app.query(ChatMessage)) and not shows(app, "#sidebar"))
+        cid = app.assistant.conversation.id  # type: ignore[union-attr]
+        assert store.conversation(cid)["title"] == "Trip to Lisbon"
+
+        await tap(pilot, "#tap-more")
+        await tap_option(pilot, "rename_chat")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskScreen))
+        assert app.screen.query_one(Input).value == "Trip to Lisbon"  # the title to change, not a blank box
+        await pilot.press(*"Trip to Porto", "enter")  # the soft keyboard's typing replaces the selected title
+        await wait_for(pilot, lambda: store.conversation(cid)["title"] == "Trip to Porto")
+
+        await tap(pilot, "#tap-more")
+        await tap_option(pilot, "delete_chat")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await tap(pilot, "#yes")
+        await wait_for(pilot, lambda: all(c["id"] != cid for c in store.conversations()))
+        assert not app.query(ChatMessage) and len(app.screen_stack) == 1  # a new chat in its place
+
+
+async def test_on_a_touch_screen_what_the_app_says_names_taps_not_keys() -> None:
+    slow = HomefireApp(assistant=Assistant(ScriptedEngine(["word "] * 400, delay=0.05)), touch=True)
+    async with slow.run_test(size=PHONE) as pilot:
+        assert "Esc" not in prompt(slow).placeholder
+        await send(pilot, "tell me a long story")
+        await wait_for(pilot, lambda: slow.answering)
+        await tap(pilot, "#tap-new_chat")  # not while it answers: the note says how to stop it
+        await tap(pilot, "#tap-more")
+        await tap_option(pilot, "incognito")
+        await wait_for(pilot, lambda: len(slow._notifications) >= 2)
+        said = [n.message for n in slow._notifications]
+        assert all(f"tap {STOP}" in m and "Esc" not in m for m in said), said
+        await tap(pilot, "#tap-stop")
+        await wait_for(pilot, lambda: not slow.answering)
+        slow.clear_notifications()
+        await pilot.click(slow.query(ChatMessage)[0])  # a question: its actions
+        await tap(pilot, "#msg-edit")
+        await wait_for(pilot, lambda: "editing" in status(slow))
+        assert f"tap {STOP} cancels" in status(slow) and "Esc" not in status(slow)
+    async with scripted_app().run_test(size=PHONE) as pilot:  # a narrow terminal with a keyboard: the keys
+        assert "Esc stops" in prompt(pilot.app).placeholder
+
+
+@pytest.mark.parametrize("dialog", ["models", "memory", "cartridges", "settings"])
+async def test_on_a_touch_screen_a_dialogs_own_keys_are_buttons(dialog: str) -> None:
+    app = scripted_app(touch=True)
+    async with app.run_test(size=PHONE) as pilot:
+        await tap(pilot, "#tap-more")
+        await tap_option(pilot, dialog)
+        await wait_for(pilot, lambda: len(app.screen_stack) == 2)
+        title = str(app.screen.query_one(".dialog-title, #memory-title", Label).render())
+        assert "tap" in title.lower() or "Save" in title, title
+        assert not any(k in title for k in ("Esc", "Ctrl", "Enter", "Space", " · ")), title
+        if dialog == "settings":
+            return  # its Save and Cancel buttons were always there
+        bar = app.screen.query_one(TapActions)
+        shown = {b.action for b in app.screen.BINDINGS if isinstance(b, Binding)}
+        assert {a for a, _ in bar.actions} == shown
+        for button in bar.query(TapButton):
+            assert button.region.width >= 7 and button.region.height == 3, button  # a thumb's size
+        if dialog == "memory":
+            await tap(pilot, "#do-add")
+            await wait_for(pilot, lambda: app.focused is app.screen.query_one("#fact-input"))
+        await tap(pilot, "#do-close" if dialog != "cartridges" else "#do-cancel")
+        await wait_for(pilot, lambda: len(app.screen_stack) == 1)
+
+
 # ----- typing on a phone: a new line, and the focus stays in the prompt -------------------------------
 
 
@@ -153,6 +229,18 @@ async def test_the_new_line_button_adds_a_line_and_leaves_the_focus_in_the_promp
         await pilot.press("enter")  # the soft keyboard's Enter sends
         await answered(pilot, 2, 20)
         assert app.query(ChatMessage)[0].text == "first\nsecond"
+
+
+async def test_a_paste_lands_in_the_prompt_even_after_the_page_lost_the_focus() -> None:
+    """A browser page reports losing the window's focus (AppBlur: Textual unfocuses everything); a paste then
+    must not be dropped: it brings the focus back to the prompt, as a key does (found in headless Chromium)."""
+    async with scripted_app(touch=True).run_test(size=PHONE) as pilot:
+        app = pilot.app
+        app.post_message(events.AppBlur())
+        await wait_for(pilot, lambda: app.focused is None)
+        app.post_message(events.Paste("pasted one\rpasted two"))
+        await wait_for(pilot, lambda: prompt(app).text == "pasted one\npasted two")
+        assert isinstance(app.focused, PromptArea) and not app.query(ChatMessage)  # in the box, unsent
 
 
 # ----- chats, messages, stop: with the real model -----------------------------------------------------

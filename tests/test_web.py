@@ -248,6 +248,9 @@ RECORD_SCREEN = """
 ESCAPES = re.compile(r"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>78cM])")
 
 
+REPLY = 60.0  # how long a DevTools command may go unanswered (bounds a failure only)
+
+
 class DevTools:
     """The Chrome DevTools protocol over one page's websocket: commands, and the events seen so far."""
 
@@ -270,13 +273,32 @@ class DevTools:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.waiting[self.next_id] = future
         await self.sock.send_json({"id": self.next_id, "method": method, "params": params})
-        reply = await asyncio.wait_for(future, 60)
+        try:
+            reply = await asyncio.wait_for(future, REPLY)
+        except TimeoutError:
+            raise AssertionError(f"{method}: Chromium gave no reply in {REPLY:.0f} s") from None
         assert "error" not in reply, f"{method}: {reply['error']}"
         return reply.get("result", {})
 
     async def js(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page; a script that throws (or does not parse) fails here
+        instead of doing nothing quietly."""
         res = await self("Runtime.evaluate", expression=expression, returnByValue=True)
+        if details := res.get("exceptionDetails"):
+            raise AssertionError(
+                f"the page's script failed: {details.get('exception', {}).get('description') or details}"
+            )
         return res["result"].get("value")
+
+    async def send(self, text: str, log: list[str], limit: float = 60) -> None:
+        """Type `text` into the terminal as a keyboard commits it, then Enter once the app shows it: arriving in
+        the same read as the text, a terminal app may take Enter as part of a paste (a person's comes later)."""
+        await self.js("document.querySelector('.xterm-helper-textarea').focus()")
+        await self("Input.insertText", text=text)
+        await self.wait_for_text(text[:30], limit=limit, log=log)  # 30: one line of the prompt, even on a phone
+        for kind in ("keyDown", "keyUp"):
+            key: dict[str, Any] = {"key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13}
+            await self("Input.dispatchKeyEvent", type=kind, **key, **({"text": "\r"} if kind == "keyDown" else {}))
 
     async def screen(self) -> str:
         return ESCAPES.sub("", await self.js("window.__homefireScreen") or "")
@@ -338,20 +360,7 @@ async def test_a_real_browser_chats_with_the_real_model(serve: Any, chromium: st
             await cdp("Page.addScriptToEvaluateOnNewDocument", source=RECORD_SCREEN)
             await cdp("Page.navigate", url=f"{base}?token={TOKEN}")
             await cdp.wait_for_text("ready", limit=240, log=served.banner)  # the chat process loaded the default model
-            await cdp.js("document.querySelector('.xterm-helper-textarea').focus()")
-            await cdp("Input.insertText", text="What is the capital of France?")
-            # Enter once the app has echoed the text: arriving in the same read as the text, a terminal
-            # app may take it as part of a paste (as a person typing, it comes later anyway).
-            await cdp.wait_for_text("What is the capital of France?", limit=60, log=served.banner)
-            for kind in ("keyDown", "keyUp"):
-                await cdp(
-                    "Input.dispatchKeyEvent",
-                    type=kind,
-                    key="Enter",
-                    code="Enter",
-                    windowsVirtualKeyCode=13,
-                    **({"text": "\r"} if kind == "keyDown" else {}),
-                )
+            await cdp.send("What is the capital of France?", log=served.banner)
             screen = await cdp.wait_for_text("Paris", limit=240, log=served.banner)
             assert "What is the capital of France?" in screen
             shot = await cdp("Page.captureScreenshot", format="png")

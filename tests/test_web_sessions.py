@@ -100,12 +100,7 @@ async def open_chat(cdp: DevTools, served: Any) -> None:
 
 async def ask(cdp: DevTools, served: Any, question: str) -> None:
     await cdp.wait_for_text("ready", limit=240, log=served.banner)
-    await cdp.js("document.querySelector('.xterm-helper-textarea').focus()")
-    await cdp("Input.insertText", text=question)
-    await cdp.wait_for_text(question[:40], limit=60, log=served.banner)
-    for kind in ("keyDown", "keyUp"):
-        params = {"text": "\r"} if kind == "keyDown" else {}
-        await cdp("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter", windowsVirtualKeyCode=13, **params)
+    await cdp.send(question, log=served.banner)
 
 
 async def answering(cdp: DevTools, served: Any, home: Path) -> None:

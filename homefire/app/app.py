@@ -35,7 +35,7 @@ from ..errors import HomefireError, MemoryLocked
 from . import commands
 from .chat import LOADING, NARROW, ChatScreen
 from .commands import COMMANDS
-from .tapbar import tapped_backdrop
+from .tapbar import stop_hint, tapped_backdrop
 from .themes import THEMES
 from .widgets import Status
 
@@ -146,6 +146,7 @@ class HomefireApp(App[None]):
         self.memory: Any = assistant.memory if assistant is not None else None
         self.model_name = str(self.model_spec or "smollm2-135m") if assistant is None else assistant.engine.model.name
         self.status = Status(model=self.model_name, guard=self.guard_level)
+        self.touch = touch  # messages and dialogs name taps, not keys (tapbar.say)
         self.chat = ChatScreen(self.status, sidebar=config.sidebar, touch=touch)
         self.chat.assistant, self.chat.memory = assistant, self.memory
         # The chat is the app's one mode: the app then waits for it (and all it composes) to mount before its
@@ -210,6 +211,14 @@ class HomefireApp(App[None]):
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.width)  # (self.size is not updated yet: Textual's own handler runs after this one)
+
+    async def on_event(self, event: events.Event) -> None:
+        # A paste is the user at the keyboard too. Textual takes the focus away while the terminal says it is not
+        # focused (a browser page that lost the window's focus says so) and gives it back on a key or a click only:
+        # a paste then reached a screen with nothing focused and was dropped. It brings the focus back as a key does.
+        if isinstance(event, events.Paste) and not event.is_forwarded and not self.app_focus:
+            self.app_focus = True
+        await super().on_event(event)
 
     def on_click(self, event: events.Click) -> None:
         tapped_backdrop(self, event)
@@ -374,7 +383,7 @@ class HomefireApp(App[None]):
 
     async def action_incognito(self) -> None:
         if self.answering:
-            self.notify("Stop the answer first (Esc).")
+            self.notify(f"Stop the answer first ({stop_hint(self)}).")
             return
         if self.assistant is None:
             self.notify("The model is still loading.")

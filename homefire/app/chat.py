@@ -170,7 +170,7 @@ class ChatScreen(Screen[None]):
 
     @on(Sidebar.Chosen)
     async def sidebar_chosen(self, event: Sidebar.Chosen) -> None:
-        from .screens import AskScreen, ConfirmScreen
+        from .screens import AskScreen
 
         if self.memory is None:
             return
@@ -183,11 +183,17 @@ class ChatScreen(Screen[None]):
             title = self.memory.store.conversation(cid).get("title", "")
             self.app.push_screen(AskScreen("New title for this chat:", title), partial(self._rename, cid))
         elif event.action == "delete":
-            title = self.memory.store.conversation(cid).get("title") or "untitled"
-            self.app.push_screen(
-                ConfirmScreen(f"Delete the chat “{title}”? It is erased from disk, not hidden."),
-                partial(self._delete_chat, cid),
-            )
+            self._ask_delete(cid)
+
+    def _ask_delete(self, cid: int) -> None:
+        from .screens import ConfirmScreen
+
+        assert self.memory is not None
+        title = self.memory.store.conversation(cid).get("title") or "untitled"
+        self.app.push_screen(
+            ConfirmScreen(f"Delete the chat “{title}”? It is erased from disk, not hidden."),
+            partial(self._delete_chat, cid),
+        )
 
     def _rename(self, cid: int, title: str | None) -> None:
         if title and self.memory is not None:
@@ -199,7 +205,7 @@ class ChatScreen(Screen[None]):
         if not yes or self.memory is None:
             return
         if self.answering and self.assistant and self.assistant.conversation.id == cid:
-            self.notify("Stop the answer first (Esc).")
+            self.notify(f"Stop the answer first ({tapbar.stop_hint(self)}).")
             return
         self.memory.store.delete_conversation(cid)
         if self.assistant is not None and self.assistant.conversation.id == cid:
@@ -223,7 +229,7 @@ class ChatScreen(Screen[None]):
                 area.value = text  # an unknown command: kept, to be corrected
             return
         if self.answering:
-            self.notify("Still answering: press Esc to stop it first.")
+            self.notify(f"Still answering: {tapbar.say(self, 'press Esc', 'tap ' + tapbar.STOP)} to stop it first.")
             return
         if not self.ready or self.switching:
             if self.assistant is None and self.status.state == LOADING:
@@ -356,13 +362,14 @@ class ChatScreen(Screen[None]):
             self._info(m)
         elif event.action == "edit":
             if m.role != "user" or m.index is None:
-                self.notify("Only your questions can be edited (E on one of them).")
+                self.notify(f"Only your questions can be edited ({tapbar.say(self, 'E', 'tap')} on one of them).")
                 return
             self._edit(m)
         elif event.action == "regenerate":
             last = self._last_answer()
             if m.role != "assistant" or last is not m:
-                self.notify("Only the last answer can be regenerated (R on it, or Ctrl+G).")
+                how = tapbar.say(self, "R on it, or Ctrl+G", "tap it, then Regenerate")
+                self.notify(f"Only the last answer can be regenerated ({how}).")
                 return
             await self.action_regenerate()
 
@@ -392,13 +399,16 @@ class ChatScreen(Screen[None]):
 
     def _edit(self, m: ChatMessage) -> None:
         if self.answering:
-            self.notify("Stop the answer first (Esc).")
+            self.notify(f"Stop the answer first ({tapbar.stop_hint(self)}).")
             return
         self._editing = m.index
         area = self._prompt
         area.value = m.text
         area.focus()
-        self.show_state("editing", "Enter resends from here on · Esc in the list cancels")
+        self.show_state(
+            "editing",
+            "Enter resends from here on · " + tapbar.say(self, "Esc in the list cancels", f"tap {tapbar.STOP} cancels"),
+        )
 
     async def _rewind(self, index: int) -> None:
         """Drop the conversation from message `index` on, on screen and on disk."""
@@ -424,7 +434,7 @@ class ChatScreen(Screen[None]):
 
     async def action_new_chat(self) -> None:
         if self.answering:
-            self.notify("Stop the answer first (Esc).")
+            self.notify(f"Stop the answer first ({tapbar.stop_hint(self)}).")
             return
         if self.assistant:
             self.assistant.new_conversation()
@@ -436,7 +446,7 @@ class ChatScreen(Screen[None]):
 
     async def action_regenerate(self) -> None:
         if self.answering or not self.ready or self.switching:
-            self.notify("Wait for the model (or press Esc to stop the answer) first.")
+            self.notify(f"Wait for the model (or {tapbar.stop_hint(self)} to stop the answer) first.")
             return
         last = self._last_answer()
         if last is None:
@@ -484,7 +494,16 @@ class ChatScreen(Screen[None]):
         if title:
             self._rename(cid, title)
         else:
-            self.app.push_screen(AskScreen("Title for this chat:"), partial(self._rename, cid))
+            current = self.memory.store.conversation(cid).get("title") or ""
+            self.app.push_screen(AskScreen("Title for this chat:", current), partial(self._rename, cid))
+
+    def action_delete_chat(self) -> None:
+        """The chat list's Delete, for the open chat: what a phone, with no list keys, deletes a chat with."""
+        cid = self.assistant.conversation.id if self.assistant else None
+        if cid is None or self.memory is None:
+            self.notify("This chat is not saved yet (or you are incognito): nothing to delete.")
+            return
+        self._ask_delete(cid)
 
     def action_export_chat(self, fmt: str = "md") -> None:
         from ..models.store import write_private
@@ -528,7 +547,11 @@ class ChatScreen(Screen[None]):
     async def open_conversation(self, conversation_id: int) -> None:
         """Show a saved conversation and go on with it."""
         if self.answering or self.assistant is None:
-            self.notify("Stop the answer first (Esc)." if self.answering else "The model is still loading.")
+            self.notify(
+                f"Stop the answer first ({tapbar.stop_hint(self)})."
+                if self.answering
+                else "The model is still loading."
+            )
             return
         try:
             self.assistant.resume(conversation_id)

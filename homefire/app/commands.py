@@ -55,6 +55,7 @@ COMMANDS: tuple[Command, ...] = (
         "[words]",
     ),
     Command("Rename this chat", "rename_chat", "give the current chat a title", "", "/rename", "TITLE"),
+    Command("Delete this chat", "delete_chat", "erase the current chat from disk (asks first)", "", "/delete"),
     Command(
         "Export this chat",
         "export_chat",

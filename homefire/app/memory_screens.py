@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 
 from ..errors import HomefireError
 from ..memory import Hit, Memory
+from .tapbar import TapActions, say, touched
 
 MARK = ("\x02", "\x03")  # around matched words in snippets; never typed by a user, so never mistaken for text
 
@@ -51,9 +52,13 @@ class MemoryScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="memory"):
-            yield Label("What homefire remembers — E edit · P pin · D forget · A add · Esc close", id="memory-title")
+            keys = "E edit · P pin · D forget · A add · Esc close"
+            title = say(self, f"What homefire remembers — {keys}", "Tap a fact, then what to do")
+            yield Label(title, id="memory-title")
             yield DataTable(id="facts", cursor_type="row", zebra_stripes=True)
             yield Input(placeholder="A new fact, e.g. my server is at home.lan — Enter saves", id="fact-input")
+            if touched(self):
+                yield TapActions(self.BINDINGS)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

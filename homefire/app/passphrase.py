@@ -16,9 +16,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label
+from textual.widgets import Button, Input, Label
 
 from ..errors import HomefireError
+from .tapbar import TapButton, say, touched
 
 
 class PassphraseScreen(ModalScreen[Any]):
@@ -52,10 +53,12 @@ class PassphraseScreen(ModalScreen[Any]):
             yield Label(self.reason, id="passphrase-reason")
             yield Input(
                 password=True,
-                placeholder="passphrase — Enter unlocks, Esc goes on without memory",
+                placeholder="passphrase — Enter unlocks" + say(self, ", Esc goes on without memory", ""),
                 id="passphrase-input",
             )
             yield Label("", id="passphrase-error")
+            if touched(self):  # no Escape key on a phone
+                yield TapButton("Go on without memory", id="passphrase-skip", classes="tap")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
@@ -64,7 +67,7 @@ class PassphraseScreen(ModalScreen[Any]):
     def submitted(self, event: Input.Submitted) -> None:
         event.stop()
         if not event.value:
-            self._failed("type the passphrase first (Esc goes on without memory)")
+            self._failed("type the passphrase first" + say(self, " (Esc goes on without memory)", ""))
             return
         event.input.disabled = True
         self.query_one("#passphrase-error", Label).update("unlocking…")
@@ -87,5 +90,6 @@ class PassphraseScreen(ModalScreen[Any]):
         box.value = ""
         box.focus()
 
+    @on(Button.Pressed, "#passphrase-skip")
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -37,6 +37,7 @@ from textual.widgets.selection_list import Selection
 from ..config import GUARD_CHOICES, THEMES, UserConfig
 from ..errors import Cancelled, ConfigError, HomefireError
 from .commands import COMMANDS, LOCAL_KEYS, key_label
+from .tapbar import TapActions, say, touched
 
 
 class Progressed(Message):
@@ -135,10 +136,8 @@ class CartridgeScreen(BusyScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="cartridges", classes="dialog"):
-            yield Label(
-                "Cartridges — Space select · A attach · B build · U rebuild stale · X remove · Esc close",
-                classes="dialog-title",
-            )
+            keys = "Space select · A attach · B build · U rebuild stale · X remove · Esc close"
+            yield Label(f"Cartridges — {say(self, keys, 'tap to select, then what to do')}", classes="dialog-title")
             yield SelectionList[str](id="cartridge-list")
             yield Label("", id="cartridge-empty")
             yield Input(
@@ -148,6 +147,8 @@ class CartridgeScreen(BusyScreen):
             )
             yield Label("", classes="job")
             yield ProgressBar(show_eta=False, id="cartridge-progress")
+            if touched(self):
+                yield TapActions(self.BINDINGS)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Attach", variant="primary", id="attach", compact=True)
                 yield Button("Close", id="cancel", compact=True)
@@ -300,9 +301,8 @@ class ModelScreen(BusyScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="models", classes="dialog"):
-            yield Label(
-                "Models — Enter switch · I details · V verify · X remove · P pull · Esc close", classes="dialog-title"
-            )
+            keys = "Enter switch · I details · V verify · X remove · P pull · Esc close"
+            yield Label(f"Models — {say(self, keys, 'tap a model, then what to do')}", classes="dialog-title")
             yield DataTable(id="model-table", cursor_type="row", zebra_stripes=True)
             yield Static("", id="model-info")
             yield Input(
@@ -312,6 +312,8 @@ class ModelScreen(BusyScreen):
             )
             yield Label("", classes="job")
             yield ProgressBar(show_eta=False, id="model-progress")
+            if touched(self):
+                yield TapActions(self.BINDINGS)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -449,7 +451,8 @@ class SettingsScreen(ModalScreen[UserConfig | None]):
     def compose(self) -> ComposeResult:
         c = self.config
         with VerticalScroll(id="settings", classes="dialog"):
-            yield Label("Settings — Tab moves · Ctrl+S saves · Esc cancels", classes="dialog-title")
+            keys = "Tab moves · Ctrl+S saves · Esc cancels"
+            yield Label(f"Settings — {say(self, keys, 'Save keeps them, Cancel does not')}", classes="dialog-title")
             yield Label("System prompt (who the assistant is)")
             yield TextArea(c.system_prompt, id="set-system", soft_wrap=True)
             with Horizontal(classes="row"):
@@ -564,8 +567,8 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical(id="confirm", classes="dialog small"):
             yield Label(Text(self.question))
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Yes (Y)", variant="error", id="yes", compact=True)
-                yield Button("No (N)", id="no", compact=True)
+                yield Button(say(self, "Yes (Y)", "Yes"), variant="error", id="yes", compact=True)
+                yield Button(say(self, "No (N)", "No"), id="no", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

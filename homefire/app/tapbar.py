@@ -14,7 +14,7 @@ from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Container, Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, OptionList
@@ -31,6 +31,24 @@ HINT = (
     "Tap ≡ Chats for your chats, ⋯ More for every command, a message for its actions, beside a dialog to close"
     " it. Enter sends, ↵ Line adds a line."
 )
+
+
+STOP = next(c.tap for c in COMMANDS if c.action == "stop")
+
+
+def touched(node: Any) -> bool:
+    """The app runs on a touch screen (`--touch`, or the browser page's coarse pointer): it names taps, not keys."""
+    return bool(getattr(node, "touch", False) or getattr(node.app, "touch", False))
+
+
+def say(node: Any, keys: str, taps: str) -> str:
+    """What to tell the user: `keys` on a keyboard, `taps` on a touch screen."""
+    return taps if touched(node) else keys
+
+
+def stop_hint(node: Any) -> str:
+    """How to stop the answer being written, as this user would."""
+    return say(node, "Esc", f"tap {STOP}")
 
 
 class TapButton(Button, can_focus=False):
@@ -84,6 +102,24 @@ class TapBar(Horizontal):
     async def _chosen(self, action: str | None) -> None:
         if action:
             await run_command(self, action)
+
+
+class TapActions(Container):
+    """A dialog's own keys as buttons (its BINDINGS, in their order), for a touch screen: no letter keys on a
+    phone's screen, and no Escape. Three to a row."""
+
+    def __init__(self, bindings: list[Any]) -> None:
+        super().__init__(classes="tap-actions")
+        self.actions = [(b.action, b.description) for b in bindings if isinstance(b, Binding)]
+
+    def compose(self) -> ComposeResult:
+        for action, label in self.actions:
+            yield TapButton(label, id=f"do-{action}", classes="tap")
+
+    @on(Button.Pressed)
+    async def pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        await self.screen.run_action((event.button.id or "")[3:])
 
 
 class CommandMenu(ModalScreen[str | None]):
